@@ -1,0 +1,112 @@
+"""A model's parameters as command-line options, generated from its Input schema.
+
+``videogen estimate pika_text_to_video --duration 10 --resolution 1080p`` works because every
+property of the catalog's schema becomes an option here; nothing about a model is written twice.
+Values are converted by the schema's type only far enough to hand them to pydantic, which then
+reports every problem at once, with the allowed values, instead of argparse stopping at the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .catalog import ModelSpec
+from .catalog.spec import describe_constraints
+from .errors import InvalidArguments
+
+DEST_PREFIX = "param__"
+
+
+def option_names(name: str) -> list[str]:
+    """``aspect_ratio`` → ``--aspect-ratio`` (and ``--aspect_ratio``, as people also type it)."""
+    dashed = "--" + name.replace("_", "-")
+    return [dashed] if dashed == f"--{name}" else [dashed, f"--{name}"]
+
+
+def add_model_options(parser: argparse.ArgumentParser, spec: ModelSpec) -> None:
+    """One option per Input property, with its description, allowed values and default in --help."""
+    group = parser.add_argument_group(f"{spec.tool} parameters")
+    schema = spec.schema()
+    required = set(schema.get("required", ()))
+    media = spec.media_fields()
+    for name, prop in schema["properties"].items():
+        help_text = prop.get("description", "").rstrip(".")
+        constraint = describe_constraints(prop)
+        help_text = f"{help_text}. {constraint[0].upper()}{constraint[1:]}." if help_text else constraint
+        if name in media:
+            help_text += " A URL or a local file path."
+        if name in required:
+            help_text += " Required."
+        kwargs: dict[str, Any] = {"dest": DEST_PREFIX + name, "default": argparse.SUPPRESS, "help": help_text}
+        if prop.get("type") == "boolean":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif prop.get("type") == "array":
+            kwargs.update(nargs="+", metavar="VALUE")
+        elif "enum" in prop:
+            kwargs["metavar"] = "{" + ",".join(str(v) for v in prop["enum"]) + "}"
+        else:
+            kwargs["metavar"] = name.upper()
+        group.add_argument(*option_names(name), **kwargs)
+    parser.add_argument("--args-json", metavar="JSON", default=None,
+                        help="any parameters as a JSON object; options given separately take precedence")
+
+
+def collect_arguments(ns: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]:
+    """The raw arguments from parsed options (and ``--args-json``), typed by the schema."""
+    arguments: dict[str, Any] = {}
+    if getattr(ns, "args_json", None):
+        try:
+            loaded = json.loads(ns.args_json)
+        except json.JSONDecodeError as exc:
+            raise InvalidArguments(spec.tool, [f"--args-json is not valid JSON: {exc.msg} at position {exc.pos}"]) from None
+        if not isinstance(loaded, dict):
+            raise InvalidArguments(spec.tool, ["--args-json must be a JSON object, like '{\"duration\": 10}'"])
+        arguments.update(loaded)
+    props = spec.schema()["properties"]
+    for key, value in vars(ns).items():
+        if key.startswith(DEST_PREFIX):
+            name = key[len(DEST_PREFIX):]
+            arguments[name] = convert(value, props[name])
+    return arguments
+
+
+def convert(value: Any, prop: dict[str, Any]) -> Any:
+    """A command-line string to the JSON type its property expects; unconvertible text passes
+    through unchanged so validation can say what was wrong with it."""
+    if isinstance(value, list):
+        return [convert(v, prop.get("items", {})) for v in value]
+    if not isinstance(value, str):
+        return value
+    types = _types(prop)
+    if types == {"string"}:
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    if isinstance(parsed, bool) and "boolean" not in types:
+        return value
+    if isinstance(parsed, (int, float)) and not types & {"integer", "number"} and "string" in types:
+        return value  # "5" for a string enum such as hailuo's duration stays a string
+    return parsed
+
+
+def _types(prop: dict[str, Any]) -> set[str]:
+    if "anyOf" in prop:
+        return set().union(*(_types(p) for p in prop["anyOf"]))
+    if "enum" in prop:
+        return {_json_type(v) for v in prop["enum"]}
+    declared = prop.get("type", "string")
+    return set(declared) if isinstance(declared, list) else {declared}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string"

@@ -1,0 +1,313 @@
+"""Settings: a TOML file plus environment variables, validated once at start-up.
+
+Where the file is: ``--config PATH``, else ``$VIDEOGEN_CONFIG``, else ``./videogen.toml``, else the
+user config directory (``~/.config/videogen/config.toml`` on Linux). No file at all is fine: every
+setting has a working default and keys can come from the environment. Environment variables win
+over the file so a deployment can keep secrets out of it. A bad value stops start-up with one
+message naming the file (or variable), the key and what was expected, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+
+from .catalog import CATALOG
+from .errors import ConfigError
+from .money import usd
+
+APP = "videogen"
+MAX_USD = Decimal("1000000")
+"""A limit or price above a million dollars is a typo, not a policy."""
+
+# (environment variable, setting path); secrets first so their names are easy to find.
+ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("FAL_KEY", ("fal", "key")),
+    ("WAVESPEED_API_KEY", ("wavespeed", "key")),
+    ("DISCORD_TOKEN", ("discord", "token")),
+    ("VIDEOGEN_FAL_QUEUE_URL", ("fal", "queue_url")),
+    ("VIDEOGEN_FAL_REST_URL", ("fal", "rest_url")),
+    ("VIDEOGEN_WAVESPEED_BASE_URL", ("wavespeed", "base_url")),
+    ("VIDEOGEN_DB", ("storage", "database")),
+    ("VIDEOGEN_MEDIA_DIR", ("storage", "media_dir")),
+)
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the database and media live by default, following each platform's convention."""
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        return Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / APP
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / APP
+
+
+def user_config_file(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        return Path(env.get("APPDATA") or Path.home() / "AppData" / "Roaming") / APP / "config.toml"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP / "config.toml"
+    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / APP / "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL such as https://queue.fal.run")
+    return value.rstrip("/")
+
+
+class FalSettings(_Section):
+    key: SecretStr | None = Field(default=None, description="fal API key (env FAL_KEY)")
+    queue_url: str = Field(default="https://queue.fal.run", description="fal queue API base URL")
+    rest_url: str = Field(default="https://rest.fal.ai", description="fal REST (storage) base URL")
+
+    _urls = field_validator("queue_url", "rest_url")(_http_url)
+
+
+class WaveSpeedSettings(_Section):
+    key: SecretStr | None = Field(default=None, description="WaveSpeed API key (env WAVESPEED_API_KEY)")
+    base_url: str = Field(default="https://api.wavespeed.ai", description="WaveSpeed API base URL")
+
+    _urls = field_validator("base_url")(_http_url)
+
+
+class StorageSettings(_Section):
+    database: Path = Field(default_factory=lambda: user_data_dir() / "videogen.db")
+    media_dir: Path = Field(default_factory=lambda: user_data_dir() / "media")
+    max_download_mb: int = Field(default=500, ge=1, le=10_000,
+                                 description="largest output file kept, in MiB")
+
+    @field_validator("database", "media_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class LimitSettings(_Section):
+    """Spend and rate limits; a missing value means no limit of that kind."""
+
+    daily_usd: Decimal | None = Field(default=None, ge=0, le=MAX_USD)
+    monthly_usd: Decimal | None = Field(default=None, ge=0, le=MAX_USD)
+    concurrent_jobs: int | None = Field(default=None, ge=0, le=10_000)
+    jobs_per_hour: int | None = Field(default=None, ge=0, le=1_000_000)
+    warn_at: float | None = Field(default=None, gt=0, le=1, description="warn when this share of a limit is used")
+
+    @property
+    def daily_micros(self) -> int | None:
+        return None if self.daily_usd is None else usd(self.daily_usd)
+
+    @property
+    def monthly_micros(self) -> int | None:
+        return None if self.monthly_usd is None else usd(self.monthly_usd)
+
+
+class QuotaSettings(_Section):
+    timezone: str = Field(default="UTC", description="time zone of the daily and monthly windows")
+    default: LimitSettings = Field(default_factory=lambda: LimitSettings(
+        daily_usd=Decimal("5"), monthly_usd=Decimal("50"), concurrent_jobs=2, jobs_per_hour=20, warn_at=0.8))
+    global_: LimitSettings = Field(default_factory=LimitSettings, alias="global")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone name such as 'UTC' or 'Europe/Paris'") from None
+        return value
+
+
+class AdminSettings(_Section):
+    accounts: list[str] = Field(default_factory=list, description="account names with admin rights")
+    discord_user_ids: list[int] = Field(default_factory=list)
+    discord_role_ids: list[int] = Field(default_factory=list)
+
+
+class DiscordSettings(_Section):
+    token: SecretStr | None = Field(default=None, description="bot token (env DISCORD_TOKEN)")
+    guild_ids: list[int] = Field(default_factory=list, description="sync commands to these guilds only")
+
+
+class McpSettings(_Section):
+    host: str = Field(default="127.0.0.1")
+    port: int = Field(default=8765, ge=1, le=65535)
+
+
+class PollingSettings(_Section):
+    initial_seconds: float = Field(default=1.0, gt=0, le=60)
+    max_seconds: float = Field(default=10.0, gt=0, le=600)
+    factor: float = Field(default=1.5, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PollingSettings":
+        if self.max_seconds < self.initial_seconds:
+            raise ValueError("max_seconds must be at least initial_seconds")
+        return self
+
+
+class Settings(_Section):
+    fal: FalSettings = Field(default_factory=FalSettings)
+    wavespeed: WaveSpeedSettings = Field(default_factory=WaveSpeedSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    admins: AdminSettings = Field(default_factory=AdminSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    polling: PollingSettings = Field(default_factory=PollingSettings)
+    prices: dict[str, dict[str, Decimal]] = Field(
+        default_factory=dict, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
+
+    _origin: "ConfigOrigin" = PrivateAttr(default=None)  # type: ignore[assignment]
+
+    @field_validator("prices")
+    @classmethod
+    def _known_rates(cls, prices: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
+        for tool, rates in prices.items():
+            if tool not in CATALOG:
+                raise ValueError(f"unknown tool '{tool}'; tools are {', '.join(CATALOG)}")
+            known = CATALOG[tool].rates
+            for rate, value in rates.items():
+                if rate not in known:
+                    raise ValueError(f"{tool} has no rate '{rate}'; its rates are {', '.join(known)}")
+                if not (0 <= value <= MAX_USD):
+                    raise ValueError(f"{tool}.{rate} must be a dollar amount from 0 to {MAX_USD}")
+        return prices
+
+    def price_overrides(self, tool: str) -> dict[str, int]:
+        """The operator's rates for a tool, in micro-dollars, to pass to ``ModelSpec.price``."""
+        return {rate: usd(value) for rate, value in self.prices.get(tool, {}).items()}
+
+    @property
+    def origin(self) -> "ConfigOrigin":
+        return self._origin or ConfigOrigin(None, "defaults only", (), {})
+
+
+@dataclass(frozen=True)
+class ConfigOrigin:
+    """Where the settings came from, for ``videogen config check`` and error messages."""
+
+    file: Path | None
+    how_found: str
+    searched: tuple[Path, ...]
+    env_keys: Mapping[tuple[str, ...], str]
+
+    def source_of(self, path: tuple[str, ...], in_file: bool) -> str:
+        if path in self.env_keys:
+            return f"env {self.env_keys[path]}"
+        if in_file and self.file is not None:
+            return f"file {self.file}"
+        return "default"
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str],
+                     cwd: Path | None = None) -> tuple[Path | None, str, tuple[Path, ...]]:
+    """The file to read, how it was chosen, and where else we looked (for ``config check``)."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} (given with --config) does not exist.")
+        return path, "--config", (path,)
+    if env.get("VIDEOGEN_CONFIG"):
+        path = Path(env["VIDEOGEN_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} (from VIDEOGEN_CONFIG) does not exist.")
+        return path, "VIDEOGEN_CONFIG", (path,)
+    candidates = ((cwd or Path.cwd()) / "videogen.toml", user_config_file(env))
+    for path in candidates:
+        if path.is_file():
+            how = "./videogen.toml" if path == candidates[0] else "user config directory"
+            return path, how, candidates
+    return None, "no file found; using defaults", candidates
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
+                  cwd: Path | None = None) -> Settings:
+    """Find, read, merge with the environment and validate: the only way settings are made."""
+    env = dict(os.environ if env is None else env)
+    path, how, searched = find_config_file(config, env, cwd)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from None
+        except OSError as exc:
+            raise ConfigError(f"Config file {path} cannot be read: {exc.strerror}.") from None
+    env_keys: dict[tuple[str, ...], str] = {}
+    for var, key_path in ENV_OVERRIDES:
+        if env.get(var):
+            section = data.setdefault(key_path[0], {})
+            if not isinstance(section, dict):
+                continue  # a malformed section is reported by validation below
+            section[key_path[1]] = env[var]
+            env_keys[key_path] = var
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path, env_keys)) from None
+    settings._origin = ConfigOrigin(path, how, searched, env_keys)
+    return settings
+
+
+def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join("global" if p == "global_" else p for p in loc)
+        where = f"environment variable {env_keys[loc]}" if loc in env_keys else (
+            f"config file {path}" if path else "defaults")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (see config.example.toml for every setting)"
+        lines.append(f"{where}: {key}: {msg}")
+    head = "Invalid configuration:" if len(lines) > 1 else "Invalid configuration —"
+    return head + ("\n  " + "\n  ".join(lines) if len(lines) > 1 else " " + lines[0])
+
+
+def describe(settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """(key, shown value, source) for every setting; secrets are shown only as set or unset."""
+    origin = settings.origin
+    file_data: dict[str, Any] = {}
+    if origin.file is not None:
+        file_data = tomllib.loads(origin.file.read_text(encoding="utf-8"))
+
+    def walk(model: BaseModel, prefix: tuple[str, ...], raw: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+        for name, info in type(model).model_fields.items():
+            key = info.alias or name
+            value = getattr(model, name)
+            path = (*prefix, key)
+            raw_value = raw.get(key) if isinstance(raw, Mapping) else None
+            if isinstance(value, BaseModel):
+                yield from walk(value, path, raw_value or {})
+                continue
+            if isinstance(value, SecretStr) or (value is None and info.annotation is not None
+                                                and "SecretStr" in str(info.annotation)):
+                shown = "set (hidden)" if value is not None else "not set"
+            elif value is None:
+                shown = "no limit" if prefix and prefix[0] == "quotas" else "not set"
+            elif isinstance(value, dict):
+                shown = ", ".join(f"{t}: {r}" for t, r in value.items()) or "none"
+            else:
+                shown = str(value)
+            yield ".".join(path), shown, origin.source_of(path, raw_value is not None)
+
+    yield from walk(settings, (), file_data)

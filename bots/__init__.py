@@ -1,0 +1,1 @@
+"""Chat surfaces built on the agent_tools Toolkit."""
