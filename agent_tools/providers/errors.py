@@ -1,0 +1,81 @@
+"""One error taxonomy for every provider.
+
+The tracker decides from ``kind`` alone whether to retry, release the hold or alert the operator;
+surfaces show ``message``, which says what happened and what to do and never contains a key.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    INVALID_INPUT = "invalid_input"
+    CONTENT_POLICY = "content_policy"
+    MEDIA_DOWNLOAD_FAILED = "media_download_failed"
+    AUTHENTICATION = "authentication"
+    OUT_OF_BALANCE = "out_of_balance"
+    RATE_LIMITED = "rate_limited"
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+
+
+RETRYABLE = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT})
+
+
+class ProviderError(Exception):
+    """A provider refused or failed a request. ``retryable`` is about the same call, not the job."""
+
+    kind: ErrorKind = ErrorKind.UNKNOWN
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None,
+                 error_type: str | None = None, retry_after: float | None = None,
+                 retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.error_type = error_type
+        self.retry_after = retry_after
+        self.retryable = self.kind in RETRYABLE if retryable is None else retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ProviderError):
+    kind = ErrorKind.INVALID_INPUT
+
+
+class ContentPolicy(ProviderError):
+    kind = ErrorKind.CONTENT_POLICY
+
+
+class MediaDownloadFailed(ProviderError):
+    kind = ErrorKind.MEDIA_DOWNLOAD_FAILED
+
+
+class AuthenticationFailed(ProviderError):
+    kind = ErrorKind.AUTHENTICATION
+
+
+class OutOfBalance(ProviderError):
+    kind = ErrorKind.OUT_OF_BALANCE
+
+
+class RateLimited(ProviderError):
+    kind = ErrorKind.RATE_LIMITED
+
+
+class Transient(ProviderError):
+    kind = ErrorKind.TRANSIENT
+
+
+class UnknownProviderError(ProviderError):
+    kind = ErrorKind.UNKNOWN
+
+
+BY_KIND: dict[ErrorKind, type[ProviderError]] = {
+    cls.kind: cls for cls in (InvalidInput, ContentPolicy, MediaDownloadFailed, AuthenticationFailed,
+                              OutOfBalance, RateLimited, Transient, UnknownProviderError)
+}
