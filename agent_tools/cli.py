@@ -45,6 +45,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                         "endpoint_id": spec.endpoint_id, "category": spec.category.value,
                         "output": spec.output.kind.value, "default_cost_usd": to_usd(quote.micros),
                         "default_cost_micros": quote.micros, "price": spec.price_unit,
+                        "rates": {name: {"usd": to_usd(rate.micros), "unit": rate.unit}
+                                  for name, rate in spec.rates.items()},
                         "when_to_use": spec.summary})
     if args.json:
         print(json.dumps({"prices_as_of": PRICES_AS_OF, "models": entries}, indent=2))

@@ -268,19 +268,33 @@ def load_settings(config: str | os.PathLike[str] | None = None, env: Mapping[str
     return settings
 
 
+_FRIENDLY = {
+    "decimal_parsing": "expected a dollar amount, a number such as 5 or 2.50",
+    "decimal_type": "expected a dollar amount, a number such as 5 or 2.50",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "float_parsing": "expected a number",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list, such as [1, 2]",
+    "extra_forbidden": "unknown setting (config.example.toml lists every setting)",
+}
+_SECRET_KEYS = {"key", "token"}
+
+
 def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in exc.errors(include_url=False):
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join("global" if p == "global_" else p for p in loc)
         where = f"environment variable {env_keys[loc]}" if loc in env_keys else (
             f"config file {path}" if path else "defaults")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting (see config.example.toml for every setting)"
-        lines.append(f"{where}: {key}: {msg}")
-    head = "Invalid configuration:" if len(lines) > 1 else "Invalid configuration —"
-    return head + ("\n  " + "\n  ".join(lines) if len(lines) > 1 else " " + lines[0])
+        msg = _FRIENDLY.get(err["type"], err["msg"].removeprefix("Value error, "))
+        given = "" if (set(loc) & _SECRET_KEYS or err["type"] == "extra_forbidden" or isinstance(err.get("input"), dict)) \
+            else f" (got {err.get('input')!r})"
+        lines.append(f"{where}: {key}: {msg}{given}")
+    if len(lines) == 1:
+        return "Invalid configuration — " + lines[0]
+    return "Invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def describe(settings: Settings) -> Iterator[tuple[str, str, str]]:

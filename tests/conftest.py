@@ -1,0 +1,33 @@
+"""Shared test helpers. Fixtures are copied from the provider pages the catalog was built from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def seed_examples() -> dict:
+    return json.loads((FIXTURES / "seed_examples.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def seed_fields() -> dict:
+    return json.loads((FIXTURES / "seed_fields.json").read_text())
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No config file and no videogen/provider variables from the developer's shell."""
+    for var in ("FAL_KEY", "WAVESPEED_API_KEY", "DISCORD_TOKEN", "VIDEOGEN_CONFIG", "VIDEOGEN_DB",
+                "VIDEOGEN_MEDIA_DIR", "VIDEOGEN_FAL_QUEUE_URL", "VIDEOGEN_FAL_REST_URL",
+                "VIDEOGEN_WAVESPEED_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
