@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, cli_run
 from .catalog import CATALOG, PRICES_AS_OF, get
 from .cli_params import add_model_options, collect_arguments
 from .config import Settings, describe, load_settings
@@ -68,19 +68,30 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # -- estimate -------------------------------------------------------------------------------
 
-def cmd_estimate(args: argparse.Namespace) -> int:
-    spec = get(args.tool)
+def _tool_parser(command: str, spec: Any) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"videogen estimate {spec.tool}",
+        prog=f"videogen {command} {spec.tool}",
         description=f"{spec.title}. {spec.summary}\n\nPrice: {spec.price_unit}.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser, spec)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    options, unknown = parser.parse_known_args(args.params)
-    settings = _settings(args)
-    arguments = collect_arguments(options, spec)
-    problems = [f"{flag}: not an option of {spec.tool}; see `videogen estimate {spec.tool} --help`"
+    return parser
+
+
+def _parse_tool_arguments(parser: argparse.ArgumentParser, spec: Any, argv: list[str]) -> tuple[argparse.Namespace,
+                                                                                                dict[str, Any], list[str]]:
+    """Options → raw arguments, with unknown flags turned into problems rather than a usage exit."""
+    options, unknown = parser.parse_known_args(argv)
+    problems = [f"{flag}: not an option of {spec.tool}; see `{parser.prog} --help`"
                 for flag in unknown if flag.startswith("-")]
+    return options, collect_arguments(options, spec), problems
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    spec = get(args.tool)
+    parser = _tool_parser("estimate", spec)
+    options, arguments, problems = _parse_tool_arguments(parser, spec, args.params)
+    settings = _settings(args)
     try:
         params, missing = spec.validate_for_pricing(arguments)
     except InvalidArguments as exc:
@@ -157,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("tool", metavar="TOOL", help="a tool name from `videogen models`")
     estimate.add_argument("params", nargs=argparse.REMAINDER, help="the model's parameters, e.g. --duration 10")
     estimate.set_defaults(func=cmd_estimate)
+
+    cli_run.register(commands)
 
     config = commands.add_parser("config", help="inspect the configuration",
                                  description="Inspect the configuration.")

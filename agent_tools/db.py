@@ -1,0 +1,173 @@
+"""The SQLite file: one connection per process, WAL, explicit write transactions, migrations.
+
+Why these choices (see the ledger design notes): every read-then-write runs in ``BEGIN IMMEDIATE``
+so concurrent writers queue on ``busy_timeout`` instead of failing with "database is locked"; WAL
+lets readers (``/quota``, ``get_job``) run while a writer commits; an ``asyncio.Lock`` keeps two
+coroutines from interleaving statements inside one transaction on the shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .errors import UserError
+
+BUSY_TIMEOUT_MS = 30_000
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs — one row per generation, every provider detail needed to resume it after a restart.
+    """
+    CREATE TABLE jobs(
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        params TEXT NOT NULL,
+        state TEXT NOT NULL CHECK(state IN ('pending','submitting','queued','running','fetching',
+                                            'succeeded','failed','cancelled','unknown')),
+        request_id TEXT,
+        status_url TEXT,
+        result_url TEXT,
+        cancel_url TEXT,
+        queue_position INTEGER,
+        logs TEXT NOT NULL DEFAULT '[]',
+        estimate_micros INTEGER NOT NULL CHECK(estimate_micros >= 0),
+        actual_micros INTEGER,
+        hold_id TEXT,
+        outputs TEXT NOT NULL DEFAULT '[]',
+        seed INTEGER,
+        error_kind TEXT,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        idempotency_key TEXT UNIQUE,
+        origin TEXT NOT NULL DEFAULT '{}',
+        owner TEXT,
+        lease_until REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        submitted_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_account_created ON jobs(account, created_at);
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE job_events(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        detail TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX job_events_job ON job_events(job_id, seq);
+    """,
+)
+
+
+class DatabaseUnavailable(UserError):
+    """The database cannot be opened or written: nothing paid may be submitted until it can."""
+
+
+def _unavailable(path: Path, exc: BaseException) -> DatabaseUnavailable:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        hint = "another process holds a write lock for too long; retry, or stop the process holding it"
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        hint = "the file is not a usable SQLite database; move it aside (keep it for recovery) or set VIDEOGEN_DB"
+    elif "readonly" in text or "permission" in text.lower() or "unable to open" in text:
+        hint = "check that the file and its directory are writable, or set VIDEOGEN_DB to another path"
+    else:
+        hint = "check the file, or point VIDEOGEN_DB at another path"
+    return DatabaseUnavailable(f"The database {path} cannot be used ({text}): {hint}.")
+
+
+class Database:
+    """A process's connection to the videogen database."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "Database":
+        path = Path(path).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise _unavailable(path, exc) from None
+        db = cls(path, conn)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await db._migrate()
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise _unavailable(path, exc) from None
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> "Database":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _migrate(self) -> None:
+        async with self.transaction() as tx:
+            version = (await (await tx.execute("PRAGMA user_version")).fetchone())[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    await tx.execute(statement)
+                await tx.execute(f"PRAGMA user_version={number}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back. One at a time per process."""
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _unavailable(self.path, exc) from None
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            try:
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._conn.execute("ROLLBACK")
+                raise _unavailable(self.path, exc) from None
+
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self._lock:
+            return await (await self._conn.execute(sql, args)).fetchone()
+
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._lock:
+            return list(await (await self._conn.execute(sql, args)).fetchall())
+
+    async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = await self.fetchone(sql, args)
+        return None if row is None else row[0]
+
+
+def placeholders(values: Iterable[Any]) -> str:
+    return ",".join("?" for _ in values)

@@ -1,0 +1,584 @@
+"""Jobs: a durable record of every generation and the tracker that carries it to its end.
+
+A job row is written *before* the provider is called (state ``submitting``) and updated as soon as
+the provider answers, so a crash can never lose a paid request: on the next start a job still in
+``submitting`` is marked ``unknown`` for the operator (it may or may not exist at the provider —
+never silently re-submitted or dropped), and every ``queued``/``running``/``fetching`` job is polled
+again from the URLs saved in its row.
+
+Several processes (the MCP server, the Discord bot, the CLI) may share one database. Each job is
+leased to the process tracking it; a lease that is not renewed (the process died) lets another
+process take the job over. Every state change is one conditional ``UPDATE … WHERE state IN (…)``
+in one transaction, together with its ``job_events`` row and, through ``Settlement``, the ledger's
+settle or release — so a repeat or a race is a no-op, never a double charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import aiosqlite
+
+from .catalog import CATALOG
+from .config import PollingSettings
+from .db import Database, placeholders
+from .errors import UserError
+from .media import MediaError, MediaStore
+from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
+from .providers.errors import ErrorKind, ProviderError
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_LINES = 200
+LEASE_SECONDS = 120.0
+SUBMIT_LEASE_SECONDS = 300.0
+MAX_STATUS_FAILURES = 8
+MAX_RESULT_ATTEMPTS = 4
+MAX_DOWNLOAD_ATTEMPTS = 3
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # recorded, not yet sent
+    SUBMITTING = "submitting"  # being sent: a crash here leaves the outcome unknown
+    QUEUED = "queued"
+    RUNNING = "running"
+    FETCHING = "fetching"  # the provider is done; result and outputs are being fetched
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # may or may not exist at the provider: for the operator to resolve
+
+
+ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHING})
+FINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN})
+UNFINISHED = frozenset({JobState.PENDING, JobState.SUBMITTING, *ACTIVE})
+
+
+class JobNotFound(UserError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No job '{job_id}'. `videogen jobs list` (or list_jobs) shows your jobs.")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    account: str
+    tool: str
+    provider: str
+    endpoint_id: str
+    params: dict[str, Any]
+    state: JobState
+    estimate_micros: int
+    created_at: float
+    updated_at: float
+    request_id: str | None = None
+    status_url: str | None = None
+    result_url: str | None = None
+    cancel_url: str | None = None
+    queue_position: int | None = None
+    logs: list[str] = field(default_factory=list)
+    actual_micros: int | None = None
+    hold_id: str | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    seed: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+    origin: dict[str, Any] = field(default_factory=dict)
+    submitted_at: float | None = None
+    finished_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Job":
+        data = dict(row)
+        for key in ("params", "logs", "outputs", "origin"):
+            data[key] = json.loads(data[key])
+        data["state"] = JobState(data["state"])
+        data["cancel_requested"] = bool(data["cancel_requested"])
+        data.pop("owner", None)
+        data.pop("lease_until", None)
+        return cls(**data)
+
+    @property
+    def ref(self) -> RequestRef:
+        if not self.request_id:
+            raise ValueError(f"job {self.id} has no provider request id")
+        return RequestRef(self.provider, self.endpoint_id, self.request_id, self.status_url, self.result_url,
+                          self.cancel_url)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    def elapsed(self, now: float) -> float:
+        return (self.finished_at or now) - self.created_at
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One thing a waiting surface may want to show: a state change, a queue move, new log lines."""
+
+    job: Job
+    message: str
+    new_logs: tuple[str, ...] = ()
+    elapsed: float = 0.0
+
+    @property
+    def state(self) -> JobState:
+        return self.job.state
+
+
+class Settlement(Protocol):
+    """The ledger's side of a job's transitions, run inside the same transaction."""
+
+    async def on_submitted(self, tx: aiosqlite.Connection, job: Job) -> None: ...
+
+    async def on_finished(self, tx: aiosqlite.Connection, job: Job) -> None: ...
+
+
+EventCallback = Callable[[JobEvent], Awaitable[None] | None]
+
+
+def _state_message(job: Job) -> str:
+    if job.state is JobState.QUEUED:
+        return "queued" + (f" (position {job.queue_position + 1})" if job.queue_position is not None else "")
+    if job.state is JobState.RUNNING:
+        return "running" + (f": {job.logs[-1]}" if job.logs else "")
+    if job.state is JobState.FETCHING:
+        return "finished at the provider; fetching the output"
+    if job.state in (JobState.FAILED, JobState.UNKNOWN) and job.error:
+        return f"{job.state.value}: {job.error}"
+    return job.state.value
+
+
+class JobEngine:
+    """Submits, tracks, cancels and resumes jobs for one process."""
+
+    def __init__(self, db: Database, adapters: Mapping[str, ProviderAdapter], media: MediaStore, *,
+                 polling: PollingSettings | None = None, settlement: Settlement | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.db = db
+        self.adapters = adapters
+        self.media = media
+        self.polling = polling or PollingSettings()
+        self.settlement = settlement
+        self.clock = clock
+        self.sleep = sleep
+        self.owner = uuid.uuid4().hex
+        self._tasks: dict[str, asyncio.Task[Job]] = {}
+        self._subscribers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
+
+    # -- records ----------------------------------------------------------------------------
+
+    async def create(self, *, account: str, tool: str, params: Mapping[str, Any], estimate_micros: int,
+                     hold_id: str | None = None, idempotency_key: str | None = None,
+                     origin: Mapping[str, Any] | None = None, tx: aiosqlite.Connection | None = None) -> Job:
+        """Record a job before anything is sent. ``params`` must already be public (secrets masked)."""
+        spec = CATALOG[tool]
+        now = self.clock()
+        job = Job(id=uuid.uuid4().hex[:16], account=account, tool=tool, provider=spec.provider.value,
+                  endpoint_id=spec.endpoint_id, params=dict(params), state=JobState.PENDING,
+                  estimate_micros=estimate_micros, created_at=now, updated_at=now, hold_id=hold_id,
+                  idempotency_key=idempotency_key, origin=dict(origin or {}))
+        sql = ("INSERT INTO jobs(id, account, tool, provider, endpoint_id, params, state, estimate_micros, hold_id,"
+               " idempotency_key, origin, owner, lease_until, created_at, updated_at)"
+               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        args = (job.id, account, tool, job.provider, job.endpoint_id, json.dumps(job.params), job.state.value,
+                estimate_micros, hold_id, idempotency_key, json.dumps(job.origin), self.owner,
+                now + SUBMIT_LEASE_SECONDS, now, now)
+        if tx is not None:
+            await tx.execute(sql, args)
+            await self._event(tx, job.id, None, JobState.PENDING, "created", now)
+        else:
+            async with self.db.transaction() as own:
+                await own.execute(sql, args)
+                await self._event(own, job.id, None, JobState.PENDING, "created", now)
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.from_row(row)
+
+    async def find_by_idempotency_key(self, key: str) -> Job | None:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
+        return None if row is None else Job.from_row(row)
+
+    async def list(self, *, account: str | None = None, states: frozenset[JobState] | None = None,
+                   limit: int = 20) -> list[Job]:
+        where, args = [], []
+        if account is not None:
+            where.append("account = ?")
+            args.append(account)
+        if states:
+            where.append(f"state IN ({placeholders(states)})")
+            args.extend(s.value for s in states)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = await self.db.fetchall(f"SELECT * FROM jobs {clause} ORDER BY created_at DESC LIMIT ?", (*args, limit))
+        return [Job.from_row(r) for r in rows]
+
+    @staticmethod
+    async def _event(tx: aiosqlite.Connection, job_id: str, old: JobState | None, new: JobState, detail: str,
+                     now: float) -> None:
+        await tx.execute("INSERT INTO job_events(job_id, from_state, to_state, detail, at) VALUES (?,?,?,?,?)",
+                         (job_id, old.value if old else None, new.value, detail, now))
+
+    async def _transition(self, job_id: str, to: JobState, from_states: frozenset[JobState] | set[JobState],
+                          detail: str = "", **fields: Any) -> Job | None:
+        """Move a job to ``to`` if it is in one of ``from_states``; None if it was not (a no-op)."""
+        now = self.clock()
+        if to in FINAL:
+            fields.setdefault("finished_at", now)
+        fields["lease_until"] = now + LEASE_SECONDS
+        encoded = {k: (json.dumps(v) if k in ("outputs", "logs", "origin") else v) for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in encoded)
+        async with self.db.transaction() as tx:
+            row = await (await tx.execute("SELECT state FROM jobs WHERE id = ?", (job_id,))).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            cursor = await tx.execute(
+                f"UPDATE jobs SET state = ?, updated_at = ?, {sets} WHERE id = ? AND state IN ({placeholders(from_states)})",
+                (to.value, now, *encoded.values(), job_id, *(s.value for s in from_states)))
+            if cursor.rowcount != 1:
+                return None
+            await self._event(tx, job_id, JobState(row["state"]), to, detail, now)
+            job = Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+            if self.settlement is not None:
+                if to is JobState.QUEUED and JobState(row["state"]) is JobState.SUBMITTING:
+                    await self.settlement.on_submitted(tx, job)
+                elif to in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+                    await self.settlement.on_finished(tx, job)
+        return job
+
+    async def _update(self, job_id: str, **fields: Any) -> Job:
+        """Change fields of an unfinished job without a state change (queue position, logs, lease)."""
+        now = self.clock()
+        fields["lease_until"] = now + LEASE_SECONDS
+        encoded = {k: (json.dumps(v) if k in ("outputs", "logs", "origin") else v) for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in encoded)
+        async with self.db.transaction() as tx:
+            await tx.execute(f"UPDATE jobs SET updated_at = ?, {sets} WHERE id = ?", (now, *encoded.values(), job_id))
+            return Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+
+    async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
+        """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE jobs SET params = ?, updated_at = ? WHERE id = ? AND state = ?",
+                             (json.dumps(dict(params)), self.clock(), job_id, JobState.PENDING.value))
+        return await self.get(job_id)
+
+    async def fail_pending(self, job_id: str, detail: str, error: str) -> Job | None:
+        """A job that failed before it was sent (an input upload, say): nothing is owed."""
+        job = await self._transition(job_id, JobState.FAILED, {JobState.PENDING}, detail, actual_micros=0,
+                                     error_kind=ErrorKind.INVALID_INPUT.value, error=error)
+        if job is not None:
+            self._emit(job)
+        return job
+
+    # -- events -----------------------------------------------------------------------------
+
+    def subscribe(self, job_id: str) -> asyncio.Queue[JobEvent]:
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, []).append(queue)
+        return queue
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue[JobEvent]) -> None:
+        queues = self._subscribers.get(job_id, [])
+        if queue in queues:
+            queues.remove(queue)
+        if not queues:
+            self._subscribers.pop(job_id, None)
+
+    def _emit(self, job: Job, message: str | None = None, new_logs: tuple[str, ...] = ()) -> None:
+        event = JobEvent(job, message or _state_message(job), new_logs, job.elapsed(self.clock()))
+        for queue in self._subscribers.get(job.id, []):
+            queue.put_nowait(event)
+
+    # -- submit -----------------------------------------------------------------------------
+
+    async def submit(self, job: Job, payload: Mapping[str, Any]) -> Job:
+        """Send a pending job to its provider. ``payload`` is the provider body (secrets included;
+        it is never stored). Returns the job queued, failed (refused: nothing to pay) or unknown."""
+        sending = await self._transition(job.id, JobState.SUBMITTING, {JobState.PENDING}, "sending to provider",
+                                         lease_until=self.clock() + SUBMIT_LEASE_SECONDS)
+        if sending is None:
+            return await self.get(job.id)
+        adapter = self.adapters[job.provider]
+        try:
+            ref = await adapter.submit(job.endpoint_id, dict(payload))
+        except ProviderError as exc:
+            if _may_exist(exc):
+                done = await self._transition(
+                    job.id, JobState.UNKNOWN, {JobState.SUBMITTING}, "submit outcome unknown",
+                    error_kind=exc.kind.value,
+                    error=(f"{exc.message} The request may have reached {job.provider}; it was not resent, to avoid "
+                           "paying twice. An operator can check the provider dashboard and resolve it."))
+            else:
+                done = await self._transition(job.id, JobState.FAILED, {JobState.SUBMITTING}, "refused at submit",
+                                              error_kind=exc.kind.value, error=exc.message)
+            job = done or await self.get(job.id)
+            self._emit(job)
+            return job
+        except BaseException as exc:
+            # Cancelled task or a bug mid-call: the provider may have the request. Record that.
+            await asyncio.shield(self._transition(
+                job.id, JobState.UNKNOWN, {JobState.SUBMITTING}, "submit interrupted", error_kind=ErrorKind.UNKNOWN.value,
+                error=f"Submitting was interrupted ({type(exc).__name__}); the request may exist at {job.provider}."))
+            raise
+        queued = await self._transition(
+            job.id, JobState.QUEUED, {JobState.SUBMITTING}, f"accepted as {ref.request_id}",
+            request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
+            cancel_url=ref.cancel_url, submitted_at=self.clock())
+        job = queued or await self.get(job.id)
+        self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
+        return job
+
+    # -- tracking ---------------------------------------------------------------------------
+
+    def track(self, job_id: str) -> asyncio.Task[Job]:
+        """The one polling task for a job in this process (started if needed)."""
+        task = self._tasks.get(job_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
+            self._tasks[job_id] = task
+            task.add_done_callback(lambda t, j=job_id: self._tasks.pop(j, None) if self._tasks.get(j) is t else None)
+        return task
+
+    async def wait(self, job_id: str, *, timeout: float | None = None,
+                   on_event: EventCallback | None = None) -> Job:
+        """Follow a job until it finishes or ``timeout`` passes; returns its latest record."""
+        queue = self.subscribe(job_id)
+        try:
+            job = await self.get(job_id)
+            if job.finished:
+                return job
+            task = self.track(job_id)
+            deadline = None if timeout is None else self.clock() + timeout
+            while not task.done():
+                remaining = None if deadline is None else max(0.0, deadline - self.clock())
+                if remaining == 0.0:
+                    break
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await _call(on_event, getter.result())
+                else:
+                    getter.cancel()
+                    if not done:
+                        break
+            while not queue.empty():
+                await _call(on_event, queue.get_nowait())
+            return await self.get(job_id)
+        finally:
+            self.unsubscribe(job_id, queue)
+
+    async def _track(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        delay = self.polling.initial_seconds
+        failures = 0
+        adapter = self.adapters[job.provider]
+        while job.state in ACTIVE:
+            try:
+                if job.state is JobState.FETCHING:
+                    return await self._fetch(job, adapter)
+                job, changed = await self._poll(job, adapter)
+                failures = 0
+                if changed:
+                    continue  # act on a new state at once (e.g. fetch right after COMPLETED)
+            except ProviderError as exc:
+                failures += 1
+                if not exc.retryable:
+                    job = await self._transition(
+                        job.id, JobState.UNKNOWN, ACTIVE, "status check refused", error_kind=exc.kind.value,
+                        error=f"{exc.message} The job's state at {job.provider} could not be checked.") or await self.get(job_id)
+                    self._emit(job)
+                    return job
+                if failures >= MAX_STATUS_FAILURES:
+                    job = await self._update(job.id, error=f"Lost contact with {job.provider} after {failures} tries "
+                                                          f"({exc.message}); the job is kept and will be checked again.")
+                    self._emit(job, f"{job.provider} is not answering; the job is kept and will resume later")
+                    return job
+                self._emit(job, f"{job.provider} did not answer ({exc.kind.value}); retrying")
+                await self.sleep(max(delay, exc.retry_after or 0))
+            await self.sleep(delay)
+            delay = min(delay * self.polling.factor, self.polling.max_seconds)
+        return job
+
+    async def _poll(self, job: Job, adapter: ProviderAdapter) -> tuple[Job, bool]:
+        update = await adapter.status(job.ref)
+        new_logs = tuple(update.logs[len(job.logs):]) if len(update.logs) >= len(job.logs) else tuple(update.logs)
+        logs = (job.logs + list(new_logs))[-MAX_LOG_LINES:]
+        if update.state is RemoteState.COMPLETED:
+            moved = await self._transition(job.id, JobState.FETCHING, {JobState.QUEUED, JobState.RUNNING},
+                                           "completed at provider", logs=logs, queue_position=None,
+                                           error=update.error)
+            job = moved or await self.get(job.id)
+            self._emit(job, new_logs=new_logs)
+            return job, True
+        if update.state is RemoteState.RUNNING and job.state is JobState.QUEUED:
+            moved = await self._transition(job.id, JobState.RUNNING, {JobState.QUEUED}, "started", logs=logs,
+                                           queue_position=None)
+            job = moved or await self.get(job.id)
+            self._emit(job, new_logs=new_logs)
+            return job, moved is not None
+        if new_logs or update.queue_position != job.queue_position:
+            job = await self._update(job.id, logs=logs, queue_position=update.queue_position)
+            self._emit(job, new_logs=new_logs)
+        else:
+            job = await self._update(job.id)  # renew the lease
+        return job, False
+
+    async def _fetch(self, job: Job, adapter: ProviderAdapter) -> Job:
+        result = None
+        for attempt in range(1, MAX_RESULT_ATTEMPTS + 1):
+            try:
+                result = await adapter.result(job.ref)
+                break
+            except ProviderError as exc:
+                cancelled = exc.kind is ErrorKind.CANCELLED or (job.cancel_requested and exc.kind is not ErrorKind.CONTENT_POLICY)
+                if exc.retryable and not cancelled and attempt < MAX_RESULT_ATTEMPTS:
+                    await self.sleep(max(self.polling.initial_seconds * attempt, exc.retry_after or 0))
+                    continue
+                state = JobState.CANCELLED if cancelled else JobState.FAILED
+                message = "Cancelled; nothing was charged." if cancelled else exc.message
+                job = await self._transition(job.id, state, {JobState.FETCHING}, f"result: {exc.kind.value}",
+                                             error_kind=None if cancelled else exc.kind.value,
+                                             error=message, actual_micros=0) or await self.get(job.id)
+                self._emit(job)
+                return job
+        assert result is not None
+        kind = CATALOG[job.tool].output.kind.value if job.tool in CATALOG else "video"
+        outputs, problems = [], []
+        for index, output in enumerate(result.outputs):
+            entry: dict[str, Any] = {"url": output.url, "path": None, "content_type": output.content_type,
+                                     "width": output.width, "height": output.height}
+            for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
+                try:
+                    kept = await self.media.keep(job.id, index, output, kind)
+                    entry.update(path=kept.path, content_type=kept.content_type, size=kept.size)
+                    break
+                except MediaError as exc:
+                    problems.append(exc.message)
+                    break
+                except Exception as exc:  # transport errors: retry, then keep the provider URL
+                    if attempt == MAX_DOWNLOAD_ATTEMPTS:
+                        problems.append(f"Downloading output {index + 1} failed ({type(exc).__name__}); "
+                                        "the provider URL still works until it expires.")
+                    else:
+                        await self.sleep(self.polling.initial_seconds * attempt)
+            outputs.append(entry)
+        job = await self._transition(
+            job.id, JobState.SUCCEEDED, {JobState.FETCHING}, f"{len(outputs)} output(s)", outputs=outputs,
+            seed=result.seed, actual_micros=job.estimate_micros,
+            error=("; ".join(problems) or None)) or await self.get(job.id)
+        self._emit(job)
+        return job
+
+    # -- cancel -----------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> tuple[Job, str]:
+        """Ask for a job to stop. Returns the job and a sentence on what happened."""
+        job = await self.get(job_id)
+        if job.finished:
+            return job, f"Job {job.id} had already {job.state.value}; nothing to cancel."
+        if job.state is JobState.PENDING:
+            done = await self._transition(job.id, JobState.CANCELLED, {JobState.PENDING}, "cancelled before submit",
+                                          actual_micros=0, error="Cancelled before it was sent; nothing was charged.")
+            if done is not None:
+                self._emit(done)
+                return done, "Cancelled before it was sent; nothing was charged."
+            job = await self.get(job_id)
+        job = await self._update(job.id, cancel_requested=1)
+        if job.state is JobState.SUBMITTING or not job.request_id:
+            return job, "Cancellation noted; it will be sent as soon as the provider accepts the job."
+        outcome = await self.adapters[job.provider].cancel(job.ref)
+        if outcome is CancelOutcome.CANCELLED:
+            done = await self._transition(job.id, JobState.CANCELLED, ACTIVE, "cancelled at provider", actual_micros=0,
+                                          error="Cancelled; nothing was charged.")
+            job = done or await self.get(job.id)
+            self._emit(job)
+            return job, "Cancelled; nothing was charged."
+        if outcome is CancelOutcome.REQUESTED:
+            self.track(job.id)
+            return job, "Cancellation requested; a job that is already running may still finish (and then be charged)."
+        if outcome is CancelOutcome.ALREADY_COMPLETED:
+            self.track(job.id)
+            return job, "Too late to cancel: the provider had already finished the job."
+        if outcome is CancelOutcome.UNSUPPORTED:
+            return job, f"{job.provider} cannot cancel a submitted job; it will finish and be charged."
+        return job, f"{job.provider} no longer knows this request; it will be checked again."
+
+    # -- resume -----------------------------------------------------------------------------
+
+    async def resume(self) -> list[Job]:
+        """Take over every unfinished job whose lease has lapsed (its process is gone).
+
+        pending → failed (never sent, nothing to pay); submitting → unknown (maybe sent);
+        queued/running/fetching → tracked again from the URLs saved at submit time.
+        """
+        now = self.clock()
+        rows = await self.db.fetchall(
+            f"SELECT id, state FROM jobs WHERE state IN ({placeholders(UNFINISHED)}) AND lease_until < ?",
+            (*(s.value for s in UNFINISHED), now))
+        resumed = []
+        for row in rows:
+            async with self.db.transaction() as tx:
+                claimed = await tx.execute(
+                    "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state = ? AND lease_until < ?",
+                    (self.owner, now + LEASE_SECONDS, row["id"], row["state"], now))
+            if claimed.rowcount != 1:
+                continue  # another process took it first
+            state = JobState(row["state"])
+            if state is JobState.PENDING:
+                job = await self._transition(row["id"], JobState.FAILED, {JobState.PENDING}, "interrupted before submit",
+                                             actual_micros=0, error_kind=ErrorKind.TRANSIENT.value,
+                                             error="Interrupted before it was sent to the provider; nothing was charged.")
+            elif state is JobState.SUBMITTING:
+                job = await self._transition(
+                    row["id"], JobState.UNKNOWN, {JobState.SUBMITTING}, "interrupted during submit",
+                    error_kind=ErrorKind.UNKNOWN.value,
+                    error="The process stopped while sending this job; it may exist at the provider. It was not resent.")
+            else:
+                job = await self.get(row["id"])
+                self.track(job.id)
+            if job is not None:
+                resumed.append(job)
+        return resumed
+
+    async def aclose(self) -> None:
+        """Stop tracking (jobs stay in the database and resume on the next start)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _may_exist(exc: ProviderError) -> bool:
+    """Whether a failed submit may still have created a (billable) request at the provider."""
+    explicit = getattr(exc, "may_exist", None)
+    if explicit is not None:
+        return bool(explicit)
+    return exc.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN)
+
+
+async def _call(callback: EventCallback | None, event: JobEvent) -> None:
+    if callback is None:
+        return
+    try:
+        result = callback(event)
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:  # a broken progress display must not break the job
+        log.exception("progress callback failed for job %s", event.job.id)

@@ -1,0 +1,223 @@
+"""Media in and out: local inputs become URLs a provider can read; outputs are kept on disk.
+
+Inputs: a model's image fields accept a URL or (where the surface allows it) a local file, which
+is checked — exists, is an image, not too large — *before* anything is reserved or submitted, then
+uploaded through the provider's own upload flow.
+
+Outputs: provider URLs expire (fal: hours, WaveSpeed: 7 days), so every output is downloaded into
+the media directory. The download is guarded: a size cap, a content-type check, and no private,
+loopback or link-local address unless it is a configured provider host (a crafted result URL must
+not make the server fetch from its own network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .catalog import ModelInput, ModelSpec
+from .errors import UserError
+from .providers.base import OutputFile, ProviderAdapter
+
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+"""Largest local image uploaded (WaveSpeed's documented image limit; fal accepts more)."""
+
+IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+OUTPUT_TYPES = {"video": ("video/",), "images": ("image/",)}
+
+
+class MediaError(UserError):
+    """An input file or an output download that cannot be used; says which and why."""
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image type from the first bytes, or None: extensions lie, magic numbers rarely do."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((ctype for magic, ctype in IMAGE_SIGNATURES if head.startswith(magic)), None)
+
+
+def sniff_video(head: bytes) -> str | None:
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    return None
+
+
+def is_remote(value: str) -> bool:
+    return value.startswith(("http://", "https://", "data:"))
+
+
+def check_local_image(value: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[Path, str]:
+    """A local path that is a readable image under the size cap, with its content type."""
+    path = Path(value.removeprefix("file://")).expanduser()
+    if not path.exists():
+        raise MediaError(f"The image file {path} does not exist. Pass an existing file path or an https:// URL.")
+    if not path.is_file():
+        raise MediaError(f"{path} is not a file. Pass an image file or an https:// URL.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise MediaError(f"The image file {path} is {size / 2**20:.1f} MiB; the limit is "
+                         f"{max_bytes / 2**20:.0f} MiB. Downscale it or pass a URL.")
+    with path.open("rb") as fh:
+        ctype = sniff_image(fh.read(16))
+    if ctype is None:
+        raise MediaError(f"{path} is not an image (PNG, JPEG, WebP, GIF or BMP). Pass an image file or URL.")
+    return path, ctype
+
+
+def local_inputs(spec: ModelSpec, params: ModelInput) -> dict[str, list[str]]:
+    """Field → the local paths it holds (lists flattened), so surfaces can check or refuse them."""
+    found: dict[str, list[str]] = {}
+    for name in spec.media_fields():
+        value = getattr(params, name)
+        values = value if isinstance(value, list) else [value]
+        local = [v for v in values if isinstance(v, str) and not is_remote(v)]
+        if local:
+            found[name] = local
+    return found
+
+
+def check_inputs(spec: ModelSpec, params: ModelInput, *, allow_local: bool) -> None:
+    """Fail fast, before any reservation, on inputs that can never be sent."""
+    for name, paths in local_inputs(spec, params).items():
+        if not allow_local:
+            raise MediaError(f"{name}: local file paths are not accepted here ({paths[0]!r}); the server's files "
+                             "are not yours. Pass an https:// URL of the image.")
+        for value in paths:
+            check_local_image(value)
+
+
+async def prepare_inputs(spec: ModelSpec, params: ModelInput, adapter: ProviderAdapter) -> ModelInput:
+    """Upload local image files through the provider and return params that carry only URLs."""
+    updates: dict[str, Any] = {}
+    for name, paths in local_inputs(spec, params).items():
+        uploaded = {}
+        for value in paths:
+            path, ctype = check_local_image(value)
+            uploaded[value] = await adapter.upload(path, ctype)
+        current = getattr(params, name)
+        updates[name] = [uploaded.get(v, v) for v in current] if isinstance(current, list) else uploaded[current]
+    return params.model_copy(update=updates) if updates else params
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeptFile:
+    url: str
+    path: str
+    content_type: str
+    size: int
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class MediaStore:
+    """Downloads provider outputs into ``media_dir/<job id>/`` with the guards described above."""
+
+    def __init__(self, media_dir: Path, *, max_bytes: int, trusted_urls: Iterable[str] = (),
+                 client: httpx.AsyncClient | None = None, timeout: float = 120.0) -> None:
+        self.media_dir = Path(media_dir)
+        self.max_bytes = max_bytes
+        self.trusted = {_host_port(u) for u in trusted_urls}
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._owns_client = client is None
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _check_address(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise MediaError(f"The provider returned an output URL videogen will not fetch: {parts.scheme}:// URLs "
+                             "are not allowed.")
+        if _host_port(url) in self.trusted:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise MediaError(f"The output host {parts.hostname} cannot be resolved ({exc.strerror}).") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
+                    or address.is_reserved or address.is_unspecified):
+                raise MediaError(f"The output URL points at a private or local address ({address}); videogen only "
+                                 "downloads from public hosts or the configured provider hosts.")
+
+    async def keep(self, job_id: str, index: int, output: OutputFile, kind: str) -> KeptFile:
+        """Download one output to disk, atomically (temp file + rename), so a retry after a crash
+        overwrites a partial file instead of keeping two copies."""
+        if output.url.startswith("data:"):
+            raise MediaError("The provider returned an inline data URI instead of a file URL; turn sync_mode off.")
+        folder = self.media_dir / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        url = output.url
+        for _ in range(5):  # follow redirects by hand so every hop passes the address check
+            await self._check_address(url)
+            async with self._client.stream("GET", url) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("location", ""))
+                    continue
+                if response.status_code != 200:
+                    raise MediaError(f"Downloading the output failed: HTTP {response.status_code} from "
+                                     f"{urlsplit(url).hostname}.")
+                return await self._write(response, folder, index, output, kind, url)
+        raise MediaError("Downloading the output failed: too many redirects.")
+
+    async def _write(self, response: httpx.Response, folder: Path, index: int, output: OutputFile, kind: str,
+                     url: str) -> KeptFile:
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > self.max_bytes:
+            raise MediaError(f"The output is {declared / 2**20:.1f} MiB, over the {self.max_bytes / 2**20:.0f} MiB "
+                             "download limit (storage.max_download_mb).")
+        name = _safe_name(output.file_name or Path(urlsplit(url).path).name or f"output-{index}")
+        final = folder / f"{index}-{name}"
+        temp = final.with_suffix(final.suffix + ".part")
+        size, head = 0, b""
+        with temp.open("wb") as fh:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    fh.close()
+                    temp.unlink(missing_ok=True)
+                    raise MediaError(f"The output is over the {self.max_bytes / 2**20:.0f} MiB download limit "
+                                     "(storage.max_download_mb).")
+                if len(head) < 16:
+                    head += chunk[:16]
+                fh.write(chunk)
+        ctype = (response.headers.get("content-type") or "").split(";")[0].strip().lower()
+        sniffed = sniff_video(head) if kind == "video" else sniff_image(head)
+        if not ctype.startswith(OUTPUT_TYPES[kind]) and not (ctype in ("", "application/octet-stream") and sniffed):
+            temp.unlink(missing_ok=True)
+            raise MediaError(f"The output is {ctype or 'of no declared type'}, not a {kind} file; it was not kept.")
+        os.replace(temp, final)
+        return KeptFile(url=output.url, path=str(final), content_type=ctype if ctype.startswith(OUTPUT_TYPES[kind])
+                        else (sniffed or ctype), size=size)
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100].lstrip(".")
+    return cleaned or "output"

@@ -1,0 +1,170 @@
+"""The Toolkit: the one entry point every surface (CLI, MCP server, Discord bot) calls.
+
+A surface parses its protocol, calls a Toolkit method and renders what comes back; it never talks
+to providers, the ledger or SQLite itself. ``generate`` is the whole path of a generation:
+validate → check inputs → price → record the job → upload local inputs → submit → track → keep
+the outputs. A ``UserError`` from any step means nothing was submitted and nothing is owed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import CATALOG, ModelInput, ModelSpec, Quote, get
+from .config import Settings
+from .db import Database
+from .errors import UserError
+from .jobs import EventCallback, Job, JobEngine, JobNotFound
+from .media import MediaError, MediaStore, check_inputs, prepare_inputs
+from .providers.base import ProviderAdapter
+from .providers.errors import ProviderError
+
+LOCAL_ACCOUNT = "local"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who is asking. The CLI and the stdio MCP server act as the local account."""
+
+    name: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class Estimate:
+    spec: ModelSpec
+    params: ModelInput
+    quote: Quote
+
+
+def build_adapters(settings: Settings) -> dict[str, ProviderAdapter]:
+    """An adapter for each provider that has a key configured."""
+    from .providers.fal import FalAdapter
+    from .providers.wavespeed import WaveSpeedAdapter
+
+    adapters: dict[str, ProviderAdapter] = {}
+    if settings.fal.key is not None:
+        adapters["fal"] = FalAdapter(settings.fal.key, queue_url=settings.fal.queue_url, rest_url=settings.fal.rest_url)
+    if settings.wavespeed.key is not None:
+        adapters["wavespeed"] = WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url)
+    return adapters
+
+
+MISSING_KEY = {
+    "fal": "No fal API key is configured: set FAL_KEY (or [fal] key in the config file), or try it free with --simulate.",
+    "wavespeed": ("No WaveSpeed API key is configured: set WAVESPEED_API_KEY (or [wavespeed] key in the config file), "
+                  "or try it free with --simulate."),
+}
+
+
+class Toolkit:
+    def __init__(self, settings: Settings, db: Database, engine: JobEngine, media: MediaStore,
+                 adapters: Mapping[str, ProviderAdapter]) -> None:
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.media = media
+        self.adapters = adapters
+
+    @classmethod
+    async def open(cls, settings: Settings, *, adapters: Mapping[str, ProviderAdapter] | None = None,
+                   resume: bool = True, **engine_options: Any) -> "Toolkit":
+        """Open the database, build adapters and the engine, and resume unfinished jobs."""
+        db = await Database.open(settings.storage.database)
+        adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+        media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
+                           trusted_urls=(settings.fal.queue_url, settings.fal.rest_url, settings.wavespeed.base_url))
+        engine = JobEngine(db, adapters, media, polling=settings.polling, **engine_options)
+        toolkit = cls(settings, db, engine, media, adapters)
+        if resume:
+            await toolkit.resume()
+        return toolkit
+
+    async def resume(self) -> list[Job]:
+        return await self.engine.resume()
+
+    async def close(self) -> None:
+        await self.engine.aclose()
+        await self.media.aclose()
+        for adapter in self.adapters.values():
+            await adapter.aclose()
+        await self.db.close()
+
+    async def __aenter__(self) -> "Toolkit":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def list_tools(self) -> list[ModelSpec]:
+        return list(CATALOG.values())
+
+    def estimate(self, tool: str, arguments: Mapping[str, Any]) -> Estimate:
+        spec = get(tool)
+        params = spec.validate(arguments)
+        return Estimate(spec, params, spec.price(params, self.settings.price_overrides(spec.tool)))
+
+    # -- generation -------------------------------------------------------------------------
+
+    async def generate(self, account: Account, tool: str, arguments: Mapping[str, Any], *,
+                       wait: float | None = None, on_event: EventCallback | None = None,
+                       allow_local_files: bool = True, idempotency_key: str | None = None,
+                       origin: Mapping[str, Any] | None = None) -> Job:
+        """Run one generation. ``wait``: seconds to follow it (None = to the end, 0 = return once
+        submitted). A repeated ``idempotency_key`` returns the first job instead of paying twice."""
+        if idempotency_key is not None:
+            existing = await self.engine.find_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return await self._follow(existing, wait, on_event)
+        estimate = self.estimate(tool, arguments)
+        spec, params = estimate.spec, estimate.params
+        check_inputs(spec, params, allow_local=allow_local_files)
+        adapter = self.adapters.get(spec.provider.value)
+        if adapter is None:
+            raise UserError(MISSING_KEY[spec.provider.value])
+        job = await self.engine.create(account=account.name, tool=spec.tool, params=params.public_params(),
+                                       estimate_micros=estimate.quote.micros, idempotency_key=idempotency_key,
+                                       origin=origin)
+        try:
+            ready = await prepare_inputs(spec, params, adapter)
+        except (MediaError, ProviderError) as exc:
+            await self.engine.fail_pending(job.id, "input upload failed", str(exc))
+            raise UserError(f"Uploading the input failed: {exc} Nothing was charged.") from None
+        if ready is not params:
+            job = await self.engine.update_params(job.id, ready.public_params())
+        job = await self.engine.submit(job, ready.provider_payload())
+        return await self._follow(job, wait, on_event)
+
+    async def _follow(self, job: Job, wait: float | None, on_event: EventCallback | None) -> Job:
+        if job.finished or wait == 0:
+            if not job.finished:
+                self.engine.track(job.id)
+            return job
+        return await self.engine.wait(job.id, timeout=wait, on_event=on_event)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def get_job(self, account: Account, job_id: str) -> Job:
+        """A job the account may see: its own, or any for an admin (others look like no job)."""
+        job = await self.engine.get(job_id)
+        if job.account != account.name and not account.is_admin:
+            raise JobNotFound(job_id)
+        return job
+
+    async def wait_for_job(self, account: Account, job_id: str, *, timeout: float | None = None,
+                           on_event: EventCallback | None = None) -> Job:
+        job = await self.get_job(account, job_id)
+        return await self._follow(job, timeout, on_event)
+
+    async def list_jobs(self, account: Account, *, limit: int = 20, all_accounts: bool = False) -> list[Job]:
+        if all_accounts and not account.is_admin:
+            raise UserError("Only admins can list every account's jobs.")
+        return await self.engine.list(account=None if all_accounts else account.name, limit=limit)
+
+    async def cancel_job(self, account: Account, job_id: str) -> tuple[Job, str]:
+        await self.get_job(account, job_id)
+        return await self.engine.cancel(job_id)
