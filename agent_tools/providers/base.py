@@ -44,6 +44,7 @@ class StatusUpdate:
     queue_position: int | None = None
     logs: tuple[str, ...] = ()  # log lines as the provider reports them (all so far, not only new)
     error: str | None = None  # fal's optional ``error`` on COMPLETED; the result call is still made
+    error_type: str | None = None  # machine-readable companion of ``error`` (fal ``error_type``, WaveSpeed code)
 
 
 @dataclass(frozen=True)

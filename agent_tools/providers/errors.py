@@ -17,6 +17,7 @@ class ErrorKind(StrEnum):
     OUT_OF_BALANCE = "out_of_balance"
     RATE_LIMITED = "rate_limited"
     TRANSIENT = "transient"
+    CANCELLED = "cancelled"  # the request was cancelled before it produced output: release the hold
     UNKNOWN = "unknown"
 
 
@@ -71,11 +72,29 @@ class Transient(ProviderError):
     kind = ErrorKind.TRANSIENT
 
 
+class Cancelled(ProviderError):
+    """The request was cancelled (by us or at the provider) before it produced an output.
+
+    Its own kind because the tracker's answer differs from every other one: nothing to fix,
+    nothing to retry, nobody to alert; mark the job cancelled and release its hold.
+    """
+
+    kind = ErrorKind.CANCELLED
+
+
 class UnknownProviderError(ProviderError):
     kind = ErrorKind.UNKNOWN
 
 
+class RequestNotFound(UnknownProviderError):
+    """The provider does not know this request id: expired, deleted, or made with another account.
+
+    Kind ``UNKNOWN`` (the job is lost and someone should look), but its own class so callers that
+    resume old jobs can tell it apart without parsing messages.
+    """
+
+
 BY_KIND: dict[ErrorKind, type[ProviderError]] = {
     cls.kind: cls for cls in (InvalidInput, ContentPolicy, MediaDownloadFailed, AuthenticationFailed,
-                              OutOfBalance, RateLimited, Transient, UnknownProviderError)
+                              OutOfBalance, RateLimited, Transient, Cancelled, UnknownProviderError)
 }
