@@ -6,125 +6,26 @@ counts what it received, so retry rules are checked server-side rather than by m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from agent_tools.providers.base import CancelOutcome, RemoteState, RequestRef
 from agent_tools.providers.errors import (AuthenticationFailed, Cancelled, ContentPolicy, ErrorKind, InvalidInput,
                                           MediaDownloadFailed, OutOfBalance, RateLimited, RequestNotFound,
-                                          Transient, UnknownProviderError)
+                                          SUBMIT_OUTCOME_UNKNOWN, Transient, UnknownProviderError)
 from agent_tools.providers.fal import AppId, FalAdapter, app_base
 from agent_tools.providers.http import RetryPolicy
+from test_providers import FakeServer, Sleeps, closed_port, reply, reset, server, sleeps  # noqa: F401 (fixtures)
 
 KEY = "fal-key-id-1234:fal-secret-abcdef987654"
 RID = "80e732af-660e-45cd-bd63-580e4f2a94cc"
 ENDPOINT = "fal-ai/pika/v2.2/text-to-video"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class FakeServer:
-    """A real aiohttp server whose routes tests script after start; records every request."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self.routes: dict[tuple[str, str], Handler] = {}
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    def on(self, method: str, path: str, *replies: Handler) -> None:
-        """Answer with ``replies`` in turn, repeating the last one."""
-        queue = list(replies)
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            reply = queue.pop(0) if len(queue) > 1 else queue[0]
-            return await reply(request)
-
-        self.routes[(method, path)] = handler
-
-    def hits(self, method: str, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.method == method and s.path == path]
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        self.seen.append(Seen(request.method, request.path, request.query_string, dict(request.headers), body))
-        handler = self.routes.get((request.method, request.path))
-        if handler is None:
-            return web.json_response({"detail": "Not Found"}, status=404)
-        return await handler(request)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-
-def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
-          text: str | None = None) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if text is not None:
-            return web.Response(status=status, text=text, headers=headers)
-        return web.json_response(body if body is not None else {}, status=status, headers=headers)
-    return handler
-
-
-async def reset(request: web.Request) -> web.StreamResponse:
-    """Drop the connection after the request arrived: the client cannot know if it was processed."""
-    request.transport.abort()
-    return web.Response()
-
-
-def slow(seconds: float) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(seconds)
-        return web.json_response({})
-    return handler
-
-
-class Sleeps(list):
-    """Records the backoff delays instead of waiting them out."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeServer]:
-    srv = FakeServer()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
 
 @pytest.fixture
 async def fal(server: FakeServer, sleeps: Sleeps) -> AsyncIterator[FalAdapter]:
@@ -201,9 +102,10 @@ async def test_submit_reply_without_the_urls_fails_clearly(server, fal) -> None:
 
 async def test_submit_is_not_repeated_on_a_server_error(server, fal, sleeps) -> None:
     server.on("POST", f"/{ENDPOINT}", reply(503, {"detail": "busy", "error_type": "runner_scheduling_failure"}))
-    with pytest.raises(Transient):
+    with pytest.raises(Transient, match="may have queued") as info:
         await fal.submit(ENDPOINT, {"prompt": "x"})
     assert len(server.hits("POST", f"/{ENDPOINT}")) == 1 and sleeps == []
+    assert (info.value.error_type, info.value.retryable) == (SUBMIT_OUTCOME_UNKNOWN, False)
 
 
 async def test_submit_is_repeated_after_429_and_honours_retry_after(server, fal, sleeps) -> None:
@@ -224,13 +126,14 @@ async def test_submit_after_a_dropped_connection_is_not_repeated(server, fal, sl
 
 
 async def test_submit_is_repeated_on_connect_errors(sleeps) -> None:
-    closed = await _closed_port()
+    closed = await closed_port()
     adapter = FalAdapter(KEY, queue_url=f"http://127.0.0.1:{closed}",
                          retry=RetryPolicy(max_attempts=3, base_delay=0.01, sleep=sleeps))
     with pytest.raises(Transient, match="could not connect") as info:
         await adapter.submit(ENDPOINT, {"prompt": "x"})
     await adapter.aclose()
-    assert len(sleeps) == 2 and info.value.retryable
+    assert len(sleeps) == 2 and info.value.retryable  # nothing was sent, so nothing may exist
+    assert info.value.error_type != SUBMIT_OUTCOME_UNKNOWN
 
 
 # -- status -----------------------------------------------------------------------------------------
@@ -491,12 +394,3 @@ async def test_upload_put_never_carries_a_clients_default_authorization(server, 
 async def test_upload_of_a_missing_file_is_invalid_input(fal, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         await fal.upload(tmp_path / "nope.png", "image/png")
-
-
-async def _closed_port() -> int:
-    """A port nothing listens on: connecting fails before any request byte is sent."""
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-    return port

@@ -23,6 +23,10 @@ class ErrorKind(StrEnum):
 
 RETRYABLE = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT})
 
+SUBMIT_OUTCOME_UNKNOWN = "submit_outcome_unknown"
+"""``error_type`` of a submit error after which the request may exist (and be billed) at the provider:
+the reply was lost after sending, or the provider answered 5xx or without an id. Never resend blindly."""
+
 
 class ProviderError(Exception):
     """A provider refused or failed a request. ``retryable`` is about the same call, not the job."""

@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from .base import CancelOutcome, OutputFile, ProviderResult, RemoteState, RequestRef, StatusUpdate
 from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput, MediaDownloadFailed,
-                     OutOfBalance, ProviderError, RateLimited, RequestNotFound, Transient,
-                     UnknownProviderError)
+                     OutOfBalance, ProviderError, RateLimited, RequestNotFound, SUBMIT_OUTCOME_UNKNOWN,
+                     Transient, UnknownProviderError)
 from .http import (DEFAULT_TIMEOUT, UPLOAD_TIMEOUT, GaveUp, Redactor, RetryPolicy, excerpt,
                    first_text, json_body, retry_after, retry_any_transport, retry_idempotent,
                    retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries)
@@ -155,7 +155,8 @@ class FalAdapter:
             raise UnknownProviderError(
                 f"fal accepted the submit{seen} but its reply lacks {', '.join(missing)}, so the job "
                 "cannot be followed. Check the request in the fal dashboard before submitting again.",
-                provider=PROVIDER, status_code=response.status_code, retryable=False)
+                provider=PROVIDER, status_code=response.status_code, error_type=SUBMIT_OUTCOME_UNKNOWN,
+                retryable=False)
         return RequestRef(provider=PROVIDER, endpoint_id=app.full, request_id=data["request_id"],
                           status_url=data["status_url"], result_url=data["response_url"],
                           cancel_url=data["cancel_url"])
@@ -297,7 +298,7 @@ class FalAdapter:
                 raise Transient(
                     f"The connection to fal failed after the submit was sent ({exc.reason}), so fal may "
                     "have queued the request and may charge for it. Check the fal dashboard before "
-                    "submitting again.", provider=PROVIDER, error_type="submit_outcome_unknown",
+                    "submitting again.", provider=PROVIDER, error_type=SUBMIT_OUTCOME_UNKNOWN,
                     retryable=False) from exc.error
             raise Transient(f"The {what} call to fal failed: {exc.reason} ({exc.attempts} attempt(s)). "
                             "Check the network and try again.", provider=PROVIDER) from exc.error
@@ -417,6 +418,11 @@ def fal_error(response: httpx.Response, what: str) -> ProviderError:
                          retryable=False, **{**kw, "error_type": error_type or "client_cancelled"})
     if isinstance(detail, list) and detail:
         return _validation_error(detail, kw)
+    if what == "submit" and code >= 500:
+        return Transient(
+            f"fal answered the submit with HTTP {code}.{said} fal may have queued the request anyway and may "
+            "charge for it; check the fal dashboard before submitting again.", retryable=False,
+            **{**kw, "error_type": SUBMIT_OUTCOME_UNKNOWN})
     if code >= 500 or error_type in _TRANSIENT_TYPES:
         kind = f" ({error_type})" if error_type else ""
         return Transient(

@@ -263,11 +263,11 @@ class Redactor:
     def error(self, error: ProviderError) -> ProviderError:
         """The same error with the key removed from its message (a new instance only if needed)."""
         clean = self(error.message)
-        if clean == error.message:
+        error_type = self(error.error_type) if error.error_type else error.error_type
+        if clean == error.message and error_type == error.error_type:
             return error
         return type(error)(clean, provider=error.provider, status_code=error.status_code,
-                           error_type=error.error_type, retry_after=error.retry_after,
-                           retryable=error.retryable)
+                           error_type=error_type, retry_after=error.retry_after, retryable=error.retryable)
 
     def __repr__(self) -> str:
         return "Redactor(...)"
