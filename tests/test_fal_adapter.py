@@ -21,7 +21,7 @@ from agent_tools.providers.errors import (AuthenticationFailed, Cancelled, Conte
                                           SUBMIT_OUTCOME_UNKNOWN, Transient, UnknownProviderError)
 from agent_tools.providers.fal import AppId, FalAdapter, app_base
 from agent_tools.providers.http import RetryPolicy
-from test_providers import FakeServer, Sleeps, closed_port, reply, reset, server, sleeps  # noqa: F401 (fixtures)
+from test_providers import FakeServer, Sleeps, closed_port, reply, reset, server, sleeps, slow  # noqa: F401
 
 KEY = "fal-key-id-1234:fal-secret-abcdef987654"
 RID = "80e732af-660e-45cd-bd63-580e4f2a94cc"
@@ -123,6 +123,23 @@ async def test_submit_after_a_dropped_connection_is_not_repeated(server, fal, sl
         await fal.submit(ENDPOINT, {"prompt": "x"})
     assert info.value.retryable is False
     assert len(server.hits("POST", f"/{ENDPOINT}")) == 1 and sleeps == []
+
+
+async def test_submit_read_timeout_is_not_repeated(server, sleeps) -> None:
+    server.on("POST", f"/{ENDPOINT}", slow(0.3))
+    async with httpx.AsyncClient(timeout=httpx.Timeout(0.1)) as client:
+        adapter = FalAdapter(KEY, queue_url=server.url, client=client, retry=RetryPolicy(sleep=sleeps))
+        with pytest.raises(Transient, match="read timed out") as info:
+            await adapter.submit(ENDPOINT, {"prompt": "x"})
+    assert len(server.hits("POST", f"/{ENDPOINT}")) == 1 and sleeps == []
+    assert info.value.error_type == SUBMIT_OUTCOME_UNKNOWN
+
+
+async def test_gateway_html_is_reduced_to_words(server, fal) -> None:
+    server.on("GET", RESULT, reply(502, text="<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"))
+    with pytest.raises(Transient) as info:
+        await fal.result(ref_for(server))
+    assert "502 Bad Gateway nginx" in info.value.message and "<" not in info.value.message
 
 
 async def test_submit_is_repeated_on_connect_errors(sleeps) -> None:

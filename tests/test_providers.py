@@ -267,6 +267,6 @@ def test_unusable_keys_fail_at_construction_without_echoing(bad: str) -> None:
             _assert_clean(info.value, bad.strip())
 
 
-def test_adapter_repr_hides_the_key() -> None:
-    fal, ws = FalAdapter(FAL_KEY), WaveSpeedAdapter(WS_KEY)
-    assert FAL_KEY not in f"{fal!r} {vars(fal)!r}" and WS_KEY not in f"{ws!r} {vars(ws)!r}"
+async def test_adapter_repr_hides_the_key() -> None:
+    async with FalAdapter(FAL_KEY) as fal, WaveSpeedAdapter(WS_KEY) as ws:
+        assert FAL_KEY not in f"{fal!r} {vars(fal)!r}" and WS_KEY not in f"{ws!r} {vars(ws)!r}"

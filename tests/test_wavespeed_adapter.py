@@ -91,8 +91,8 @@ async def test_submit_that_may_have_arrived_is_never_repeated(server, ws, sleeps
 
 
 async def test_submit_read_timeout_is_not_repeated(server, sleeps) -> None:
-    server.on("POST", SUBMIT, slow(1.0))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(0.2)) as client:
+    server.on("POST", SUBMIT, slow(0.3))
+    async with httpx.AsyncClient(timeout=httpx.Timeout(0.1)) as client:
         adapter = WaveSpeedAdapter(KEY, base_url=server.url, client=client, retry=RetryPolicy(sleep=sleeps))
         with pytest.raises(Transient, match="read timed out.*may have created the task") as info:
             await adapter.submit(MODEL, {"prompt": "x"})

@@ -273,9 +273,14 @@ class Redactor:
         return "Redactor(...)"
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
 def excerpt(value: Any, limit: int = 300) -> str:
-    """Provider text cut to something readable in a chat message."""
+    """Provider text cut to something readable in a chat message (gateway HTML reduced to its words)."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if text.lstrip().startswith("<"):
+        text = _TAG.sub(" ", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
