@@ -149,7 +149,8 @@ def _echo(status: int, shape: str) -> Handler:
         secret = auth.split(":")[-1]  # the secret half alone must not slip through either
         bodies: dict[str, Any] = {
             "detail": {"detail": f"Invalid header {auth}", "error_type": "runner_server_error"},
-            "list": {"detail": [{"loc": ["body", "prompt"], "msg": f"bad key {auth} / {secret}", "type": "value_error"}]},
+            "list": {"detail": [{"loc": ["body", "prompt"], "msg": f"bad key {auth} / {secret}",
+                                 "type": "value_error"}]},
             "policy": {"detail": [{"loc": ["body"], "msg": f"flagged for {auth}", "type": "content_policy_violation"}]},
             "envelope": {"code": status, "message": f"Unauthorized: {auth}", "error_code": f"BAD_KEY {auth}"},
             "balance": {"code": status, "message": f"insufficient balance for {auth}"},

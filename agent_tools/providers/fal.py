@@ -10,7 +10,6 @@ carry the key.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import re
@@ -27,7 +26,7 @@ from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInpu
                      Transient, UnknownProviderError)
 from .http import (DEFAULT_TIMEOUT, UPLOAD_TIMEOUT, GaveUp, Redactor, RetryPolicy, excerpt,
                    first_text, json_body, retry_after, retry_any_transport, retry_idempotent,
-                   retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries)
+                   retry_rate_limit_only, retry_unsent_only, read_upload, reveal_key, same_origin, send_with_retries)
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +235,9 @@ class FalAdapter:
 
     async def upload(self, path: Path, content_type: str) -> str:
         """A URL fal models can read: a ``data:`` URI for small files, else fal's CDN via initiate+PUT."""
-        data = await _read_file(path)
+        data = await read_upload(path, provider=PROVIDER, max_bytes=MAX_UPLOAD_BYTES)
         if len(data) <= self.data_uri_max_bytes:
             return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise InvalidInput(
-                f"{path.name} is {len(data) // (1024 * 1024)} MiB; files over "
-                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MiB cannot be uploaded to fal here. "
-                "Pass a public URL to the file instead.", provider=PROVIDER)
         initiate = f"{self.rest_url}/storage/upload/initiate"
         response = await self._send("POST", initiate, what="upload", retry_response=retry_idempotent,
                                     retry_error=retry_any_transport, params={"storage_type": "fal-cdn-v3"},
@@ -312,16 +306,6 @@ def _retry_unless_user_timeout(response: httpx.Response, attempt: int) -> bool:
     if response.status_code == 504 and response.headers.get(TIMEOUT_TYPE_HEADER, "").lower() == "user":
         return False
     return retry_idempotent(response, attempt)
-
-
-async def _read_file(path: Path) -> bytes:
-    try:
-        return await asyncio.to_thread(Path(path).read_bytes)
-    except FileNotFoundError:
-        raise InvalidInput(f"{path} does not exist; nothing to upload.", provider=PROVIDER) from None
-    except OSError as exc:
-        raise InvalidInput(f"{path} cannot be read ({exc.strerror}); nothing was uploaded.",
-                           provider=PROVIDER) from None
 
 
 # -- result parsing ------------------------------------------------------------------------------
@@ -401,6 +385,8 @@ def fal_error(response: httpx.Response, what: str) -> ProviderError:
         when = f"after {wait:.0f} s" if wait is not None else "in a minute"
         return RateLimited(f"fal is rate-limiting this account (HTTP 429); try again {when}.", retry_after=wait,
                            **kw)
+    if code == 404 and what == "upload":
+        return UnknownProviderError(f"fal's storage upload endpoint was not found (HTTP 404).{said}", **kw)
     if code == 404:
         return RequestNotFound(
             f"fal does not know this request ({what}, HTTP 404); it may have expired (results are kept "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from pathlib import Path
 import json
 import logging
 import random
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from .errors import AuthenticationFailed, ProviderError
+from .errors import AuthenticationFailed, InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -304,3 +305,25 @@ def first_text(values: Iterable[Any]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+async def read_upload(path: Path, *, provider: str, max_bytes: int | None = None) -> bytes:
+    """A local file's bytes for an upload; size checked before reading, OS errors as ``InvalidInput``."""
+    path = Path(path)
+
+    def read() -> bytes:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise InvalidInput(
+                f"{path.name} is larger than {max_bytes // (1024 * 1024)} MiB, the most {provider} uploads "
+                "accept here; pass a public URL to the file instead.", provider=provider)
+        return path.read_bytes()
+
+    try:
+        return await asyncio.to_thread(read)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path} does not exist; nothing to upload.", provider=provider) from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a directory, not a file; nothing to upload.", provider=provider) from None
+    except OSError as exc:
+        raise InvalidInput(f"{path} cannot be read ({exc.strerror}); nothing was uploaded.",
+                           provider=provider) from None

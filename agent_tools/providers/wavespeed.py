@@ -10,7 +10,6 @@ multipart endpoint as fallback.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from pathlib import Path
@@ -25,7 +24,7 @@ from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInpu
                      Transient, UnknownProviderError)
 from .http import (DEFAULT_TIMEOUT, UPLOAD_TIMEOUT, GaveUp, Redactor, RetryPolicy, excerpt, first_text,
                    json_body, retry_after, retry_any_transport, retry_idempotent, retry_rate_limit_only,
-                   retry_unsent_only, reveal_key, same_origin, send_with_retries)
+                   retry_unsent_only, read_upload, reveal_key, same_origin, send_with_retries)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,8 @@ class WaveSpeedAdapter:
                 retryable=False)
         urls = data.get("urls")
         given = urls.get("get") if isinstance(urls, dict) else None
-        result_url = given if isinstance(given, str) and same_origin(given, self.base_url) else self._result_url(task_id)
+        trusted = isinstance(given, str) and same_origin(given, self.base_url)
+        result_url = given if trusted else self._result_url(task_id)
         return RequestRef(provider=PROVIDER, endpoint_id=model, request_id=task_id,
                           status_url=result_url, result_url=result_url)
 
@@ -147,7 +147,7 @@ class WaveSpeedAdapter:
 
     async def upload(self, path: Path, content_type: str) -> str:
         """Ticket + presigned PUT (current flow); the multipart binary endpoint if tickets are missing."""
-        data = await _read_file(path)
+        data = await read_upload(path, provider=PROVIDER)
         response = await self._send("POST", f"{self.base_url}/api/v3/media/uploads", what="upload",
                                     retry_response=retry_idempotent, retry_error=retry_any_transport,
                                     json={"filename": path.name, "size": len(data), "content_type": content_type})
@@ -242,16 +242,6 @@ class WaveSpeedAdapter:
                 "if it repeats, report it to WaveSpeed with the task id.", provider=PROVIDER, retryable=False)
         skip = {"outputs", "status", "error", "code", "urls", "input", "id"}
         return ProviderResult(outputs=tuple(outputs), extra={k: v for k, v in data.items() if k not in skip})
-
-
-async def _read_file(path: Path) -> bytes:
-    try:
-        return await asyncio.to_thread(Path(path).read_bytes)
-    except FileNotFoundError:
-        raise InvalidInput(f"{path} does not exist; nothing to upload.", provider=PROVIDER) from None
-    except OSError as exc:
-        raise InvalidInput(f"{path} cannot be read ({exc.strerror}); nothing was uploaded.",
-                           provider=PROVIDER) from None
 
 
 # -- error mapping -------------------------------------------------------------------------------
