@@ -1,0 +1,19 @@
+"""A local stand-in for fal.ai's queue API and WaveSpeed AI's v3 API, for tests, demos and trials.
+
+    from agent_tools.simulator import Simulator, SimSettings
+    sim = Simulator(SimSettings(queue_seconds=0.2, run_seconds=0.3))
+    await sim.start(host="127.0.0.1", port=0)
+    sim.fal_queue_url, sim.fal_rest_url, sim.wavespeed_base_url, sim.stats
+    await sim.stop()
+
+It speaks both protocols as docs/providers.md describes them, returns real media (an H.264 MP4 or
+a PNG that says "SIMULATED") and is scripted by ``SimSettings`` and by ``[sim:…]`` markers in the
+prompt; ``scenarios.py`` documents every marker.
+"""
+
+from .core import SimStats
+from .scenarios import KNOWN_MARKERS, Outcome, SimSettings
+from .server import DEFAULT_HOST, DEFAULT_PORT, Simulator, describe, running_simulator, serve
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KNOWN_MARKERS", "Outcome", "SimSettings", "SimStats", "Simulator",
+           "describe", "running_simulator", "serve"]
