@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
-from agent_tools.providers.base import RequestRef
-from agent_tools.providers.errors import ProviderError
+from agent_tools.providers.base import CancelOutcome, RequestRef
+from agent_tools.providers.errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput,
+                                          MediaDownloadFailed, OutOfBalance, ProviderError, RateLimited,
+                                          RequestNotFound, Transient)
 from agent_tools.providers.fal import FalAdapter
 from agent_tools.providers.http import RetryPolicy
 from agent_tools.providers.wavespeed import WaveSpeedAdapter
@@ -271,3 +274,266 @@ def test_unusable_keys_fail_at_construction_without_echoing(bad: str) -> None:
 async def test_adapter_repr_hides_the_key() -> None:
     async with FalAdapter(FAL_KEY) as fal, WaveSpeedAdapter(WS_KEY) as ws:
         assert FAL_KEY not in f"{fal!r} {vars(fal)!r}" and WS_KEY not in f"{ws!r} {vars(ws)!r}"
+
+
+# -- end to end through the simulator --------------------------------------------------------------
+
+try:
+    from agent_tools.simulator import SimSettings, Simulator
+except ImportError:  # the simulator is built alongside; these tests run once it is importable
+    Simulator = None  # type: ignore[assignment,misc]
+
+needs_sim = pytest.mark.skipif(Simulator is None, reason="agent_tools.simulator is not available")
+
+FAL_VIDEO = "fal-ai/pika/v2.2/text-to-video"
+FAL_IMAGE = "fal-ai/hunyuan-image/v3/text-to-image"
+WS_VIDEO = "wavespeed-ai/hunyuan-video/i2v"
+SIM_FAL_KEY = "sim-key-id:sim-key-secret-0000"
+SIM_WS_KEY = "sim-wavespeed-key-0000"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Any]:
+    simulator = Simulator(SimSettings(queue_seconds=0.02, run_seconds=0.05, cancel_seconds=0.02))
+    await simulator.start(host="127.0.0.1", port=0)
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def sim_fal(sim: Any) -> AsyncIterator[FalAdapter]:
+    adapter = FalAdapter(SIM_FAL_KEY, sim.fal_queue_url, sim.fal_rest_url, retry=fast_policy(max_attempts=4),
+                         data_uri_max_bytes=1024)
+    yield adapter
+    await adapter.aclose()
+
+
+@pytest.fixture
+async def sim_ws(sim: Any) -> AsyncIterator[WaveSpeedAdapter]:
+    adapter = WaveSpeedAdapter(SIM_WS_KEY, sim.wavespeed_base_url, retry=fast_policy(max_attempts=4))
+    yield adapter
+    await adapter.aclose()
+
+
+def ws_input(prompt: str) -> dict[str, Any]:
+    return {"image": "https://example.com/still.png", "prompt": prompt, "duration": 5}
+
+
+async def follow(adapter: Any, ref: RequestRef, *, until: str = "completed", limit: float = 5.0) -> list[Any]:
+    """Poll like the tracker does (fast) until the state is ``until``; every update seen."""
+    updates = []
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        update = await adapter.status(ref)
+        updates.append(update)
+        if update.state == until or update.state == "completed":
+            return updates
+        assert asyncio.get_running_loop().time() < deadline, f"still {update.state} after {limit} s"
+        await asyncio.sleep(0.01)
+
+
+@needs_sim
+async def test_sim_fal_video_queue_logs_and_result(sim, sim_fal) -> None:
+    ref = await sim_fal.submit(FAL_VIDEO, {"prompt": "a lighthouse [sim:queue=2]", "duration": "5"})
+    updates = await follow(sim_fal, ref)
+    positions = [u.queue_position for u in updates if u.state == "queued"]
+    assert positions and positions == sorted(positions, reverse=True) and positions[0] <= 2
+    assert updates[-1].logs  # logs=1 was sent
+    result = await sim_fal.result(ref)
+    [video] = result.outputs
+    assert video.content_type == "video/mp4" and isinstance(result.seed, int)
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(video.url)).status_code == 200
+
+
+@needs_sim
+async def test_sim_fal_images_and_resume_from_id_only(sim, sim_fal) -> None:
+    ref = await sim_fal.submit(FAL_IMAGE, {"prompt": "a cat", "num_images": 2})
+    bare = RequestRef("fal", FAL_IMAGE, ref.request_id)  # after a restart: no URLs, owner/app rebuilt
+    await follow(sim_fal, bare)
+    result = await sim_fal.result(bare)
+    assert [(o.width, o.height) for o in result.outputs] == [(1024, 1024), (1024, 1024)]
+    assert sim.stats.routes["fal.bad_url"] == 0
+
+
+FAL_FAILURES = [
+    ("content_policy", ContentPolicy, None), ("invalid", InvalidInput, None), ("detail_string", InvalidInput, None),
+    ("media_error", MediaDownloadFailed, None), ("server_error", Transient, None),
+    ("server_error=503", Transient, None), ("timeout", Transient, "request_timeout"),
+    ("user_timeout", Transient, "request_timeout"), ("status_error", Transient, "internal_error"),
+]
+
+
+@needs_sim
+@pytest.mark.parametrize("marker, error, status_error_type", FAL_FAILURES)
+async def test_sim_fal_failure_classes(sim, sim_fal, marker, error, status_error_type) -> None:
+    ref = await sim_fal.submit(FAL_VIDEO, {"prompt": f"a fox [sim:{marker}]", "image_url": "https://x/y.png"})
+    updates = await follow(sim_fal, ref)
+    assert updates[-1].error_type == status_error_type
+    with pytest.raises(error) as info:
+        await sim_fal.result(ref)
+    assert type(info.value) is error and "[sim:" not in info.value.message
+    results = sim.stats.routes["fal.result"]
+    if marker == "user_timeout" or error is not Transient:
+        assert results == 1  # never retried: the answer will not change
+    else:
+        assert results == 2  # result_attempts: bounded, then surfaced
+
+
+WS_FAILURES = [
+    ("content_policy", ContentPolicy), ("invalid", InvalidInput), ("detail_string", InvalidInput),
+    ("media_error", MediaDownloadFailed), ("server_error", Transient), ("timeout", Transient),
+    ("user_timeout", Transient), ("status_error", Transient),
+]
+
+
+@needs_sim
+@pytest.mark.parametrize("marker, error", WS_FAILURES)
+async def test_sim_wavespeed_failure_classes(sim, sim_ws, marker, error) -> None:
+    ref = await sim_ws.submit(WS_VIDEO, ws_input(f"waves [sim:{marker}]"))
+    updates = await follow(sim_ws, ref)
+    assert updates[-1].state == "completed" and updates[-1].error
+    with pytest.raises(error) as info:
+        await sim_ws.result(ref)
+    assert type(info.value) is error and info.value.retryable is False
+
+
+@needs_sim
+async def test_sim_wavespeed_success(sim, sim_ws) -> None:
+    ref = await sim_ws.submit(WS_VIDEO, ws_input("waves [sim:queue=1]"))
+    states = [u.state for u in await follow(sim_ws, ref)]
+    assert states[0] == "queued" and states[-1] == "completed"
+    result = await sim_ws.result(ref)
+    assert result.outputs[0].url.endswith(".mp4") and "has_nsfw_contents" in result.extra
+
+
+@needs_sim
+@pytest.mark.parametrize("provider", ["fal", "wavespeed"])
+@pytest.mark.parametrize("key, error", [("bad-key:000000000", AuthenticationFailed), ("broke-key:00000000", OutOfBalance)])
+async def test_sim_account_errors(sim, provider, key, error) -> None:
+    if provider == "fal":
+        adapter: Any = FalAdapter(key, sim.fal_queue_url, sim.fal_rest_url, retry=fast_policy())
+        call = adapter.submit(FAL_VIDEO, {"prompt": "x"})
+    else:
+        adapter = WaveSpeedAdapter(key, sim.wavespeed_base_url, retry=fast_policy())
+        call = adapter.submit(WS_VIDEO, ws_input("x"))
+    with pytest.raises(error) as info:
+        await call
+    assert info.value.error_type != "submit_outcome_unknown"  # refused: nothing was created
+    await adapter.aclose()
+
+
+@needs_sim
+@pytest.mark.parametrize("provider", ["fal", "wavespeed"])
+async def test_sim_rate_limited_submit_is_retried_then_reported(sim, provider, sleeps) -> None:
+    policy = fast_policy(sleeps, max_attempts=3)
+    if provider == "fal":
+        adapter: Any = FalAdapter(SIM_FAL_KEY, sim.fal_queue_url, sim.fal_rest_url, retry=policy)
+        call = adapter.submit(FAL_VIDEO, {"prompt": "x [sim:rate_limit]"})
+    else:
+        adapter = WaveSpeedAdapter(SIM_WS_KEY, sim.wavespeed_base_url, retry=policy)
+        call = adapter.submit(WS_VIDEO, ws_input("x [sim:rate_limit]"))
+    with pytest.raises(RateLimited) as info:
+        await call
+    await adapter.aclose()
+    assert info.value.retryable and sim.stats.routes[f"{provider}.submit"] == 3
+    assert sim.stats.total_submits == 0 and len(sleeps) == 2
+
+
+@needs_sim
+@pytest.mark.parametrize("provider", ["fal", "wavespeed"])
+async def test_sim_flaky_status_polls_are_absorbed(sim, sim_fal, sim_ws, provider) -> None:
+    adapter: Any = sim_fal if provider == "fal" else sim_ws
+    payload = {"prompt": "x [sim:flaky=2]"} if provider == "fal" else ws_input("x [sim:flaky=2]")
+    ref = await adapter.submit(FAL_VIDEO if provider == "fal" else WS_VIDEO, payload)
+    await follow(adapter, ref)
+    assert (await adapter.result(ref)).outputs
+    assert sim.stats.responses[503] == 2
+
+
+@needs_sim
+async def test_sim_fal_cancel_while_queued(sim, sim_fal) -> None:
+    ref = await sim_fal.submit(FAL_VIDEO, {"prompt": "x [sim:queue=50]"})
+    assert (await sim_fal.status(ref)).state == "queued"
+    assert await sim_fal.cancel(ref) in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED)
+    await follow(sim_fal, ref)
+    with pytest.raises(Cancelled):
+        await sim_fal.result(ref)
+
+
+@needs_sim
+async def test_sim_fal_cancel_while_running(sim, sim_fal) -> None:
+    ref = await sim_fal.submit(FAL_VIDEO, {"prompt": "x [sim:slow=30]"})
+    assert (await follow(sim_fal, ref, until="running"))[-1].state == "running"
+    assert await sim_fal.cancel(ref) == CancelOutcome.REQUESTED
+    await follow(sim_fal, ref)
+    with pytest.raises(Cancelled) as info:
+        await sim_fal.result(ref)
+    assert info.value.kind == "cancelled"
+
+
+@needs_sim
+async def test_sim_fal_cancel_after_completion_and_unknown(sim, sim_fal) -> None:
+    ref = await sim_fal.submit(FAL_VIDEO, {"prompt": "x"})
+    await follow(sim_fal, ref)
+    assert await sim_fal.cancel(ref) == CancelOutcome.ALREADY_COMPLETED
+    assert (await sim_fal.result(ref)).outputs  # a late cancel does not spoil the result
+    unknown = RequestRef("fal", FAL_VIDEO, "00000000-0000-0000-0000-000000000000")
+    assert await sim_fal.cancel(unknown) == CancelOutcome.NOT_FOUND
+    with pytest.raises(RequestNotFound):
+        await sim_fal.status(unknown)
+
+
+@needs_sim
+async def test_sim_wavespeed_cancel_is_unsupported(sim, sim_ws) -> None:
+    ref = await sim_ws.submit(WS_VIDEO, ws_input("x"))
+    before = sim.stats.requests
+    assert await sim_ws.cancel(ref) == CancelOutcome.UNSUPPORTED
+    assert sim.stats.requests == before
+
+
+@needs_sim
+async def test_sim_fal_uploads_data_uri_and_initiate_put(sim, sim_fal, tmp_path) -> None:
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    small.write_bytes(b"\x89PNG" + b"s" * 100)
+    large.write_bytes(b"\x89PNG" + bytes(range(256)) * 20)
+    before = sim.stats.requests
+    assert (await sim_fal.upload(small, "image/png")).startswith("data:image/png;base64,")
+    assert sim.stats.requests == before
+    url = await sim_fal.upload(large, "image/png")
+    assert sim.stats.routes["fal.storage_initiate"] == 1 and sim.stats.routes["upload.put"] == 1
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).content == large.read_bytes()
+
+
+@needs_sim
+async def test_sim_wavespeed_upload_ticket(sim, sim_ws, tmp_path) -> None:
+    path = tmp_path / "still.png"
+    path.write_bytes(b"\x89PNG" + b"t" * 500)
+    url = await sim_ws.upload(path, "image/png")
+    assert sim.stats.routes["wavespeed.upload_ticket"] == 1 and sim.stats.routes["upload.put"] == 1
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).content == path.read_bytes()
+
+
+@needs_sim
+async def test_sim_wavespeed_upload_falls_back_to_binary(sim, server, tmp_path) -> None:
+    """A gateway without the ticket route (404) in front of the simulator: the binary flow is used."""
+    async def forward(request: web.Request) -> web.StreamResponse:
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(f"{sim.wavespeed_base_url}{request.path}", content=await request.read(),
+                                       headers={k: v for k, v in request.headers.items()
+                                                if k in ("Authorization", "Content-Type")})
+        return web.Response(status=answer.status_code, body=answer.content,
+                            content_type=answer.headers["content-type"].split(";")[0])
+
+    server.on("POST", "/api/v3/media/upload/binary", forward)  # /api/v3/media/uploads stays 404
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 300)
+    adapter = WaveSpeedAdapter(SIM_WS_KEY, server.url, retry=fast_policy())
+    url = await adapter.upload(path, "video/mp4")
+    await adapter.aclose()
+    assert [s.path for s in server.seen] == ["/api/v3/media/uploads", "/api/v3/media/upload/binary"]
+    assert sim.stats.routes["wavespeed.upload_binary"] == 1
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url)).content == path.read_bytes()

@@ -24,9 +24,10 @@ from .base import CancelOutcome, OutputFile, ProviderResult, RemoteState, Reques
 from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput, MediaDownloadFailed,
                      OutOfBalance, ProviderError, RateLimited, RequestNotFound, SUBMIT_OUTCOME_UNKNOWN,
                      Transient, UnknownProviderError)
-from .http import (DEFAULT_TIMEOUT, UPLOAD_TIMEOUT, GaveUp, Redactor, RetryPolicy, excerpt,
-                   first_text, json_body, retry_after, retry_any_transport, retry_idempotent,
-                   retry_rate_limit_only, retry_unsent_only, read_upload, reveal_key, same_origin, send_with_retries)
+from .http import (DEFAULT_TIMEOUT, GaveUp, Redactor, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
+                   json_body, read_upload, retry_after, retry_any_transport, retry_idempotent,
+                   retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries,
+                   sentence)
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +365,7 @@ def fal_error(response: httpx.Response, what: str) -> ProviderError:
     error_type = body.get("error_type") or response.headers.get(ERROR_TYPE_HEADER)
     error_type = error_type if isinstance(error_type, str) else None
     text = _detail_text(detail) or (excerpt(response.text, 200) if response.text and not body else "")
-    said = f" fal said: {text}" if text else ""
+    said = f" fal said: {sentence(text)}" if text else ""
     kw: dict[str, Any] = {"provider": PROVIDER, "status_code": code, "error_type": error_type}
 
     if code == 401:

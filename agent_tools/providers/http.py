@@ -286,6 +286,12 @@ def excerpt(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in a full stop, so quoted provider text does not run into our next sentence."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
 def same_origin(url: str, base: str) -> bool:
     """Whether ``url`` is on the scheme/host/port of ``base``; keys are only ever sent there."""
     try:

@@ -22,9 +22,10 @@ from .base import CancelOutcome, OutputFile, ProviderResult, RemoteState, Reques
 from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput, MediaDownloadFailed,
                      OutOfBalance, ProviderError, RateLimited, RequestNotFound, SUBMIT_OUTCOME_UNKNOWN,
                      Transient, UnknownProviderError)
-from .http import (DEFAULT_TIMEOUT, UPLOAD_TIMEOUT, GaveUp, Redactor, RetryPolicy, excerpt, first_text,
-                   json_body, retry_after, retry_any_transport, retry_idempotent, retry_rate_limit_only,
-                   retry_unsent_only, read_upload, reveal_key, same_origin, send_with_retries)
+from .http import (DEFAULT_TIMEOUT, GaveUp, Redactor, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
+                   json_body, read_upload, retry_after, retry_any_transport, retry_idempotent,
+                   retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries,
+                   sentence)
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def wavespeed_error(response: httpx.Response, what: str) -> ProviderError:
     if not message and not body and response.text:
         message = response.text
     error_code = body.get("error_code")
-    said = f" WaveSpeed said: {excerpt(message, 200)}" if message else ""
+    said = f" WaveSpeed said: {sentence(excerpt(message, 200))}" if message else ""
     if isinstance(error_code, str) and error_code:
         said += f" [{excerpt(error_code, 40)}]"
     kw: dict[str, Any] = {"provider": PROVIDER, "status_code": response.status_code,
