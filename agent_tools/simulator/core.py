@@ -16,10 +16,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from aiohttp import web
+
 from .files import SIGNATURE_PARAM, Upload, UploadStore
 from .jobs import Job
 from .media import MediaSpec, MediaStore, caption
 from .scenarios import SimSettings, strip_markers
+ROUTE = web.RequestKey("sim_route", str)
+"""Which simulated route answered a request: the name ``SimStats.routes`` counts it under."""
+
 
 @dataclass
 class SimStats:

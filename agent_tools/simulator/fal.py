@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .core import KeyVerdict, new_request_id, new_token
+from .core import ROUTE, KeyVerdict, new_request_id, new_token
 from .jobs import Job, Phase
 from .scenarios import MarkerError, Outcome, parse
 
@@ -130,7 +130,7 @@ class FalRoutes:
         idx = next((i for i, s in enumerate(segments) if s == "requests" and i >= 2 and i + 1 < len(segments)),
                    None)
         if idx is None:
-            request["sim_route"] = "fal.submit"
+            request[ROUTE] = "fal.submit"
             if request.method != "POST":
                 return detail(405, "Method Not Allowed", {"Allow": "POST"})
             return self._auth(request) or await self.submit(request, segments)
@@ -140,12 +140,12 @@ class FalRoutes:
                   ("cancel",): ("fal.cancel", "PUT", self.cancel)}
         app = split_endpoint(prefix)
         if action not in routes or app is None:
-            request["sim_route"] = "fal.bad_url"
+            request[ROUTE] = "fal.bad_url"
             return detail(404, "Not Found")
         name, method, handler = routes[action]
-        request["sim_route"] = name
+        request[ROUTE] = name
         if app.path:
-            request["sim_route"] = "fal.bad_url"
+            request[ROUTE] = "fal.bad_url"
             good = f"{self.core.base_url}/fal/queue/{app.base}/requests/{request_id}" + "".join(
                 f"/{a}" for a in action)
             return detail(404, f"Not Found: request URLs use only the app ({app.base}), not the endpoint path; "
@@ -316,7 +316,7 @@ class FalRoutes:
 
     # -- storage ------------------------------------------------------------------------------
     async def initiate_upload(self, request: web.Request) -> web.Response:
-        request["sim_route"] = "fal.storage_initiate"
+        request[ROUTE] = "fal.storage_initiate"
         denied = self._auth(request)
         if denied:
             return denied
@@ -336,7 +336,7 @@ class FalRoutes:
 
     async def storage_token(self, request: web.Request) -> web.Response:
         """fal-client (Python)'s default: a short-lived CDN token, then ``POST {base_url}/files/upload``."""
-        request["sim_route"] = "fal.storage_token"
+        request[ROUTE] = "fal.storage_token"
         denied = self._auth(request)
         if denied:
             return denied
@@ -348,7 +348,7 @@ class FalRoutes:
                                   "expires_at": stamp})
 
     async def cdn_upload(self, request: web.Request) -> web.Response:
-        request["sim_route"] = "fal.cdn_upload"
+        request[ROUTE] = "fal.cdn_upload"
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self._cdn_tokens:
             return detail(401, "Invalid or missing CDN token; get one from /storage/auth/token")

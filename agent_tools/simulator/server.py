@@ -23,7 +23,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from .core import SimCore, SimStats
+from .core import ROUTE, SimCore, SimStats
 from .fal import FalRoutes
 from .files import FileRoutes
 from .scenarios import KNOWN_MARKERS, SimSettings
@@ -136,21 +136,21 @@ class Simulator:
             status = exc.status
             raise
         finally:
-            route = request.get("sim_route")
+            route = request.get(ROUTE)
             if route is None:
                 route = request.match_info.route.name or ("not_found" if status == 404 else "other")
             stats.routes[route] += 1
             stats.responses[status] += 1
 
     async def _index(self, request: web.Request) -> web.Response:
-        request["sim_route"] = "index"
+        request[ROUTE] = "index"
         return web.json_response({
             "simulator": "videogen", "fal_queue_url": self.fal_queue_url, "fal_rest_url": self.fal_rest_url,
             "wavespeed_base_url": self.wavespeed_base_url, "markers": [f"[sim:{m}]" for m in KNOWN_MARKERS],
         })
 
     async def _stats(self, request: web.Request) -> web.Response:
-        request["sim_route"] = "stats"
+        request[ROUTE] = "stats"
         return web.json_response(self.core.stats.as_dict())
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .core import KeyVerdict
+from .core import ROUTE, KeyVerdict
 from .fal import NGINX_503
 from .jobs import Job, Phase
 from .scenarios import MarkerError, Outcome, parse
@@ -74,28 +74,27 @@ class WaveSpeedRoutes:
         elif parts[0] not in RESERVED and len(parts) >= 2 and all(parts):
             route, allowed, handler = "wavespeed.submit", "POST", self.submit
         else:
-            request["sim_route"] = "wavespeed.not_found"
+            request[ROUTE] = "wavespeed.not_found"
             return refusal(404, "not found")
-        request["sim_route"] = route
+        request[ROUTE] = route
         if method != allowed:
             return refusal(405, "method not allowed", headers={"Allow": allowed})
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         verdict = self.core.judge_key(key.strip()) if scheme == "Bearer" else KeyVerdict.MISSING
         if verdict in (KeyVerdict.MISSING, KeyVerdict.BAD):
             return refusal(401, "Unauthorized")
-        request["sim_broke"] = verdict == KeyVerdict.BROKE
-        return await handler(request, parts)
+        return await handler(request, parts, verdict == KeyVerdict.BROKE)
 
     # -- predictions ------------------------------------------------------------------------------
     def _result_url(self, job_id: str) -> str:
         return f"{self.core.base_url}/wavespeed/api/v3/predictions/{job_id}/result"
 
-    async def submit(self, request: web.Request, parts: list[str]) -> web.Response:
+    async def submit(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         model = "/".join(parts)
         kind = self.core.output_kind(model)
         if kind is None:
             return refusal(404, f"model {model} not found")
-        if request["sim_broke"]:
+        if broke:
             status = self.core.settings.wavespeed_low_balance_status
             return refusal(status, "insufficient balance")
         try:
@@ -160,7 +159,7 @@ class WaveSpeedRoutes:
             return [self.core.output_url(spec, f"{job.id}.png")]
         return [self.core.output_url(self.core.output_spec(job), f"{job.id}.mp4")]
 
-    async def prediction(self, request: web.Request, parts: list[str]) -> web.Response:
+    async def prediction(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         job = self.core.jobs.get(parts[1])
         if job is None or job.provider != "wavespeed":
             return refusal(404, "prediction not found")
@@ -168,11 +167,11 @@ class WaveSpeedRoutes:
             return web.Response(status=503, text=NGINX_503, content_type="text/html")
         return envelope(self.prediction_data(job))
 
-    async def balance(self, request: web.Request, parts: list[str]) -> web.Response:
-        return envelope({"balance": 0.0 if request["sim_broke"] else 100.0})
+    async def balance(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
+        return envelope({"balance": 0.0 if broke else 100.0})
 
     # -- uploads ------------------------------------------------------------------------------
-    async def upload_ticket(self, request: web.Request, parts: list[str]) -> web.Response:
+    async def upload_ticket(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         """The current flow: a ticket naming a presigned PUT, so bytes bypass the API gateway."""
         try:
             body = await request.json()
@@ -194,7 +193,7 @@ class WaveSpeedRoutes:
                          "filename": filename, "size": size,
                          "upload": {"method": "PUT", "url": self.core.upload_url(upload), "headers": headers}})
 
-    async def upload_binary(self, request: web.Request, parts: list[str]) -> web.Response:
+    async def upload_binary(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         """The legacy flow: multipart field ``file`` straight to the API."""
         if not request.content_type.startswith("multipart/"):
             return refusal(400, "multipart/form-data with a 'file' field is required")
