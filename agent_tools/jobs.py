@@ -565,12 +565,17 @@ class JobEngine:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+SUBMIT_OUTCOME_UNKNOWN = "submit_outcome_unknown"
+
+
 def _may_exist(exc: ProviderError) -> bool:
-    """Whether a failed submit may still have created a (billable) request at the provider."""
-    explicit = getattr(exc, "may_exist", None)
-    if explicit is not None:
-        return bool(explicit)
-    return exc.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN)
+    """Whether a failed submit may still have created a (billable) request at the provider.
+
+    The adapters know: a connection that failed before the request was sent, or any refusal the
+    provider answered, created nothing; a timeout or reset after sending is marked
+    ``submit_outcome_unknown``.
+    """
+    return exc.error_type == SUBMIT_OUTCOME_UNKNOWN
 
 
 async def _call(callback: EventCallback | None, event: JobEvent) -> None:

@@ -40,6 +40,11 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 OUTPUT_TYPES = {"video": ("video/",), "images": ("image/",)}
+KIND_NOUN = {"video": "a video", "images": "an image"}
+
+
+def format_size(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB" if size >= 1024 else f"{size} bytes"
 
 
 class MediaError(UserError):
@@ -74,8 +79,8 @@ def check_local_image(value: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[Pat
         raise MediaError(f"{path} is not a file. Pass an image file or an https:// URL.")
     size = path.stat().st_size
     if size > max_bytes:
-        raise MediaError(f"The image file {path} is {size / 2**20:.1f} MiB; the limit is "
-                         f"{max_bytes / 2**20:.0f} MiB. Downscale it or pass a URL.")
+        raise MediaError(f"The image file {path} is {format_size(size)}; the limit is "
+                         f"{format_size(max_bytes)}. Downscale it or pass a URL.")
     with path.open("rb") as fh:
         ctype = sniff_image(fh.read(16))
     if ctype is None:
@@ -191,7 +196,7 @@ class MediaStore:
                      url: str) -> KeptFile:
         declared = int(response.headers.get("content-length") or 0)
         if declared > self.max_bytes:
-            raise MediaError(f"The output is {declared / 2**20:.1f} MiB, over the {self.max_bytes / 2**20:.0f} MiB "
+            raise MediaError(f"The output is {format_size(declared)}, over the {format_size(self.max_bytes)} "
                              "download limit (storage.max_download_mb).")
         name = _safe_name(output.file_name or Path(urlsplit(url).path).name or f"output-{index}")
         final = folder / f"{index}-{name}"
@@ -203,7 +208,7 @@ class MediaStore:
                 if size > self.max_bytes:
                     fh.close()
                     temp.unlink(missing_ok=True)
-                    raise MediaError(f"The output is over the {self.max_bytes / 2**20:.0f} MiB download limit "
+                    raise MediaError(f"The output is over the {format_size(self.max_bytes)} download limit "
                                      "(storage.max_download_mb).")
                 if len(head) < 16:
                     head += chunk[:16]
@@ -212,7 +217,8 @@ class MediaStore:
         sniffed = sniff_video(head) if kind == "video" else sniff_image(head)
         if not ctype.startswith(OUTPUT_TYPES[kind]) and not (ctype in ("", "application/octet-stream") and sniffed):
             temp.unlink(missing_ok=True)
-            raise MediaError(f"The output is {ctype or 'of no declared type'}, not a {kind} file; it was not kept.")
+            raise MediaError(f"The output is {ctype or 'of no declared type'}, not {KIND_NOUN[kind]} file; "
+                             "it was not kept.")
         os.replace(temp, final)
         return KeptFile(url=output.url, path=str(final), content_type=ctype if ctype.startswith(OUTPUT_TYPES[kind])
                         else (sniffed or ctype), size=size)
