@@ -673,3 +673,15 @@ def test_media_is_fast_and_small() -> None:
     assert elapsed < 0.5 and len(clip) < 500_000
     info = check_mp4(clip)
     assert info["sps"]["width"] == 320 and info["sps"]["height"] == 180 and info["seconds"] >= 1
+
+
+async def test_finished_requests_expire(clock: FakeClock, http: httpx.AsyncClient) -> None:
+    async with Simulator(SimSettings(queue_seconds=0, run_seconds=1, result_retention_seconds=60),
+                         clock=clock) as sim:
+        sub = await fal_submit(http, sim, PIKA, "x")
+        clock.advance(30)
+        sim.core.forget_old_jobs()
+        assert (await http.get(sub["response_url"], headers=FAL_KEY)).status_code == 200
+        clock.advance(60)
+        sim.core.forget_old_jobs()
+        assert (await http.get(sub["response_url"], headers=FAL_KEY)).status_code == 404

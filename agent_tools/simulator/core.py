@@ -91,6 +91,20 @@ class SimCore:
     def add_job(self, job: Job) -> None:
         self.jobs[job.id] = job
         self.stats.submits[job.provider] += 1
+        if len(self.jobs) % 1000 == 0:
+            self.forget_old_jobs()
+
+    def forget_old_jobs(self) -> None:
+        """Drop requests finished longer than ``result_retention_seconds`` ago, as fal expires results.
+
+        Keeps a long-running demo server's memory flat; their ids then answer 404 like expired ones.
+        """
+        now = self.now()
+        horizon = now - self.settings.result_retention_seconds
+        expired = [job.id for job in self.jobs.values()
+                   if (end := job.snapshot(now).finished_at) is not None and end < horizon]
+        for job_id in expired:
+            del self.jobs[job_id]
 
     def output_kind(self, endpoint_id: str) -> str | None:
         """"video" or "images" for an endpoint; None if unknown and ``known_endpoints_only``."""

@@ -108,6 +108,8 @@ class SimSettings:
     """HTTP status (and envelope code) of WaveSpeed's "insufficient balance" answer."""
     known_endpoints_only: bool = False
     """Refuse endpoint ids that are not in the catalog (404) instead of treating them as video."""
+    result_retention_seconds: float = 3600.0
+    """Finished requests are forgotten (404) this long after they end; fal keeps results about 1 h."""
     max_upload_bytes: int = 100 * 1024 * 1024
     media_cache_entries: int = 128
     log_steps: int = 10
