@@ -22,6 +22,7 @@ from .files import SIGNATURE_PARAM, Upload, UploadStore
 from .jobs import Job
 from .media import MediaSpec, MediaStore, caption
 from .scenarios import SimSettings, strip_markers
+
 ROUTE = web.RequestKey("sim_route", str)
 """Which simulated route answered a request: the name ``SimStats.routes`` counts it under."""
 
@@ -111,7 +112,7 @@ class SimCore:
         kind = _catalog_kinds().get(endpoint_id)
         if kind is None and not self.settings.known_endpoints_only:
             lowered = endpoint_id.lower()
-            kind = "images" if ("image" in lowered and "to-video" not in lowered and "video" not in lowered) else "video"
+            kind = "images" if "image" in lowered and "video" not in lowered else "video"
         return kind
 
     # -- keys and limits ----------------------------------------------------------------------

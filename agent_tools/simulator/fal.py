@@ -127,7 +127,7 @@ class FalRoutes:
     async def queue(self, request: web.Request) -> web.StreamResponse:
         """Dispatch on fal's path grammar: aiohttp cannot express "owner/app only" by itself."""
         segments = request.match_info["tail"].split("/")
-        idx = next((i for i, s in enumerate(segments) if s == "requests" and i >= 2 and i + 1 < len(segments)),
+        idx = next((i for i, s in enumerate(segments) if s == "requests" and i >= 1 and i + 1 < len(segments)),
                    None)
         if idx is None:
             request[ROUTE] = "fal.submit"

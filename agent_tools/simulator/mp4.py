@@ -28,7 +28,8 @@ def avcc(sps: bytes, pps: bytes) -> bytes:
     """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3) from SPS/PPS NAL units."""
     return box(
         b"avcC",
-        bytes([1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1]),  # version, profile, compat, level, 4-byte lengths, 1 SPS
+        # version, profile, compatibility, level, 4-byte NAL lengths, one SPS
+        bytes([1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1]),
         struct.pack(">H", len(sps)), sps,
         bytes([1]), struct.pack(">H", len(pps)), pps,
     )

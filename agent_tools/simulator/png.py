@@ -31,4 +31,5 @@ def encode_png(width: int, height: int, rows: Iterable[bytes], *, level: int = 6
     if count != height:
         raise ValueError(f"got {count} rows, expected {height}")
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(raw), level)) + _chunk(b"IEND", b"")
+    idat = zlib.compress(bytes(raw), level)
+    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

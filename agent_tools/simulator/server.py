@@ -164,7 +164,7 @@ def describe(sim: Simulator) -> str:
             f"  export VIDEOGEN_FAL_QUEUE_URL={sim.fal_queue_url}\n"
             f"  export VIDEOGEN_FAL_REST_URL={sim.fal_rest_url}\n"
             f"  export VIDEOGEN_WAVESPEED_BASE_URL={sim.wavespeed_base_url}\n"
-            "  export FAL_KEY=sim-key WAVESPEED_API_KEY=sim-key   # any key; 'bad…' → 401, 'broke…' → no balance\n"
+            "  export FAL_KEY=sim-key WAVESPEED_API_KEY=sim-key  # any key; bad… → 401, broke… → no balance\n"
             "Script failures with prompt markers such as [sim:content_policy] or [sim:slow=30]. Ctrl-C stops.")
 
 
