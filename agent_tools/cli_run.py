@@ -232,5 +232,5 @@ def register(commands: Any) -> None:
                               description="Serve both provider protocols locally, with scripted outcomes, for "
                                           "tests, demos and trying a setup for free.")
     sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8089, help="port (default 8089; 0 picks a free one)")
+    sim.add_argument("--port", type=int, default=8787, help="port (default 8787; 0 picks a free one)")
     sim.set_defaults(func=cmd_simulator)
