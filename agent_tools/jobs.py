@@ -34,7 +34,7 @@ from .db import Database, placeholders
 from .errors import UserError
 from .media import MediaError, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
-from .providers.errors import ErrorKind, ProviderError
+from .providers.errors import SUBMIT_OUTCOME_UNKNOWN, ErrorKind, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ SUBMIT_LEASE_SECONDS = 300.0
 MAX_STATUS_FAILURES = 8
 MAX_RESULT_ATTEMPTS = 4
 MAX_DOWNLOAD_ATTEMPTS = 3
+JSON_COLUMNS = frozenset({"params", "outputs", "logs", "origin"})
 
 
 class JobState(StrEnum):
@@ -241,8 +242,7 @@ class JobEngine:
         now = self.clock()
         if to in FINAL:
             fields.setdefault("finished_at", now)
-        fields["lease_until"] = now + LEASE_SECONDS
-        encoded = {k: (json.dumps(v) if k in ("outputs", "logs", "origin") else v) for k, v in fields.items()}
+        encoded = _encode(fields, now)
         sets = ", ".join(f"{k} = ?" for k in encoded)
         async with self.db.transaction() as tx:
             row = await (await tx.execute("SELECT state FROM jobs WHERE id = ?", (job_id,))).fetchone()
@@ -265,8 +265,7 @@ class JobEngine:
     async def _update(self, job_id: str, **fields: Any) -> Job:
         """Change fields of an unfinished job without a state change (queue position, logs, lease)."""
         now = self.clock()
-        fields["lease_until"] = now + LEASE_SECONDS
-        encoded = {k: (json.dumps(v) if k in ("outputs", "logs", "origin") else v) for k, v in fields.items()}
+        encoded = _encode(fields, now)
         sets = ", ".join(f"{k} = ?" for k in encoded)
         async with self.db.transaction() as tx:
             await tx.execute(f"UPDATE jobs SET updated_at = ?, {sets} WHERE id = ?", (now, *encoded.values(), job_id))
@@ -274,10 +273,7 @@ class JobEngine:
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
-        async with self.db.transaction() as tx:
-            await tx.execute("UPDATE jobs SET params = ?, updated_at = ? WHERE id = ? AND state = ?",
-                             (json.dumps(dict(params)), self.clock(), job_id, JobState.PENDING.value))
-        return await self.get(job_id)
+        return await self._update(job_id, params=dict(params))
 
     async def fail_pending(self, job_id: str, detail: str, error: str) -> Job | None:
         """A job that failed before it was sent (an input upload, say): nothing is owed."""
@@ -565,7 +561,11 @@ class JobEngine:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-SUBMIT_OUTCOME_UNKNOWN = "submit_outcome_unknown"
+def _encode(fields: dict[str, Any], now: float) -> dict[str, Any]:
+    """Column values for an UPDATE: JSON columns serialised, and the lease renewed (unless the
+    caller set it) because whoever writes a job is the process tracking it."""
+    fields.setdefault("lease_until", now + LEASE_SECONDS)
+    return {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
 
 
 def _may_exist(exc: ProviderError) -> bool:
