@@ -68,6 +68,69 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX job_events_job ON job_events(job_id, seq);
     """,
+    # 2: the ledger — accounts and their identities, hashed tokens, limit overrides, holds, audit.
+    """
+    CREATE TABLE accounts(
+        name TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE identities(
+        kind TEXT NOT NULL CHECK(kind IN ('discord')),
+        external_id TEXT NOT NULL,
+        account TEXT NOT NULL REFERENCES accounts(name),
+        created_at REAL NOT NULL,
+        PRIMARY KEY(kind, external_id)
+    );
+    CREATE TABLE tokens(
+        token_hash TEXT PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES accounts(name),
+        label TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    CREATE TABLE limits(
+        scope TEXT NOT NULL CHECK(scope IN ('account','role','guild','global')),
+        scope_id TEXT NOT NULL,
+        daily_micros INTEGER CHECK(daily_micros >= 0),
+        monthly_micros INTEGER CHECK(monthly_micros >= 0),
+        concurrent_jobs INTEGER CHECK(concurrent_jobs >= 0),
+        jobs_per_hour INTEGER CHECK(jobs_per_hour >= 0),
+        warn_at REAL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY(scope, scope_id)
+    );
+    CREATE TABLE holds(
+        id TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        account TEXT NOT NULL,
+        guild_id TEXT,
+        tool TEXT NOT NULL,
+        estimate_micros INTEGER NOT NULL CHECK(estimate_micros >= 0),
+        actual_micros INTEGER CHECK(actual_micros >= 0),
+        state TEXT NOT NULL CHECK(state IN ('held','submitted','settled','released')),
+        job_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX holds_account_created ON holds(account, created_at);
+    CREATE INDEX holds_guild_created ON holds(guild_id, created_at);
+    CREATE INDEX holds_created ON holds(created_at);
+    CREATE INDEX holds_state ON holds(state);
+    CREATE TABLE audit(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        hold_id TEXT,
+        account TEXT,
+        event TEXT NOT NULL,
+        amount INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL
+    );
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
+    
+    """,
 )
 
 
@@ -133,7 +196,7 @@ class Database:
         async with self.transaction() as tx:
             version = (await (await tx.execute("PRAGMA user_version")).fetchone())[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in statements(script):
                     await tx.execute(statement)
                 await tx.execute(f"PRAGMA user_version={number}")
 
@@ -167,6 +230,19 @@ class Database:
     async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, args)
         return None if row is None else row[0]
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would COMMIT our transaction); a
+    trigger's ``BEGIN … ; … END`` stays whole because SQLite itself says when a statement is done."""
+    result, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                result.append(buffer.strip())
+            buffer = ""
+    return result
 
 
 def placeholders(values: Iterable[Any]) -> str:

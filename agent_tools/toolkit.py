@@ -2,8 +2,10 @@
 
 A surface parses its protocol, calls a Toolkit method and renders what comes back; it never talks
 to providers, the ledger or SQLite itself. ``generate`` is the whole path of a generation:
-validate → check inputs → price → record the job → upload local inputs → submit → track → keep
-the outputs. A ``UserError`` from any step means nothing was submitted and nothing is owed.
+validate → check inputs → price → reserve the cost against every quota (and record the job, in
+the same transaction) → upload local inputs → submit → track → keep the outputs → settle the
+actual cost, or release it if the job failed. A ``UserError`` from any step before the submit
+means nothing was submitted and nothing is owed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import CATALOG, ModelInput, ModelSpec, Quote, get
+import uuid
+from datetime import date
+
+import aiosqlite
+
+from .catalog import CATALOG, ModelInput, ModelSpec, OutputKind, Quote, get
 from .config import Settings
 from .db import Database
 from .errors import UserError
-from .jobs import EventCallback, Job, JobEngine, JobNotFound
+from .jobs import EventCallback, Job, JobEngine, JobNotFound, JobState
+from .ledger import Hold, Ledger, LimitStatus, Requester, SpendRow
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .providers.errors import ProviderError
@@ -26,10 +34,40 @@ LOCAL_ACCOUNT = "local"
 
 @dataclass(frozen=True)
 class Account:
-    """Who is asking. The CLI and the stdio MCP server act as the local account."""
+    """Who is asking, with the context their limits depend on (a Discord guild and roles).
+
+    The CLI and the stdio MCP server act as the local account; build others with
+    ``Toolkit.account_for_token`` / ``account_for_discord`` so admin rights come from config.
+    """
 
     name: str
     is_admin: bool = False
+    guild_id: str | None = None
+    role_ids: tuple[str, ...] = ()
+
+    @property
+    def requester(self) -> Requester:
+        return Requester(self.name, self.guild_id, self.role_ids)
+
+
+class LedgerSettlement:
+    """Moves a job's hold along with the job, inside the job's own transaction."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def on_submitted(self, tx: aiosqlite.Connection, job: Job) -> None:
+        if job.hold_id:
+            await self.ledger.mark_submitted(job.hold_id, job.id, tx=tx)
+
+    async def on_finished(self, tx: aiosqlite.Connection, job: Job) -> None:
+        if not job.hold_id:
+            return
+        if job.state is JobState.SUCCEEDED:
+            actual = job.actual_micros if job.actual_micros is not None else job.estimate_micros
+            await self.ledger.settle(job.hold_id, actual, detail=f"job {job.id} succeeded", tx=tx)
+        else:
+            await self.ledger.release(job.hold_id, detail=f"job {job.id} {job.state.value}", tx=tx)
 
 
 @dataclass(frozen=True)
@@ -61,12 +99,15 @@ MISSING_KEY = {
 
 class Toolkit:
     def __init__(self, settings: Settings, db: Database, engine: JobEngine, media: MediaStore,
-                 adapters: Mapping[str, ProviderAdapter]) -> None:
+                 adapters: Mapping[str, ProviderAdapter], ledger: Ledger) -> None:
         self.settings = settings
         self.db = db
         self.engine = engine
         self.media = media
         self.adapters = adapters
+        self.ledger = ledger
+        self.warnings: dict[str, tuple[str, ...]] = {}
+        """Budget warnings (e.g. "80 % of today's budget used") from each job's reservation."""
 
     @classmethod
     async def open(cls, settings: Settings, *, adapters: Mapping[str, ProviderAdapter] | None = None,
@@ -76,8 +117,10 @@ class Toolkit:
         adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
                            trusted_urls=(settings.fal.queue_url, settings.fal.rest_url, settings.wavespeed.base_url))
-        engine = JobEngine(db, adapters, media, polling=settings.polling, **engine_options)
-        toolkit = cls(settings, db, engine, media, adapters)
+        ledger = Ledger(db, settings, **({"clock": engine_options["clock"]} if "clock" in engine_options else {}))
+        engine = JobEngine(db, adapters, media, polling=settings.polling, settlement=LedgerSettlement(ledger),
+                           **engine_options)
+        toolkit = cls(settings, db, engine, media, adapters, ledger)
         if resume:
             await toolkit.resume()
         return toolkit
@@ -126,9 +169,20 @@ class Toolkit:
         adapter = self.adapters.get(spec.provider.value)
         if adapter is None:
             raise UserError(MISSING_KEY[spec.provider.value])
-        job = await self.engine.create(account=account.name, tool=spec.tool, params=params.public_params(),
-                                       estimate_micros=estimate.quote.micros, idempotency_key=idempotency_key,
-                                       origin=origin)
+        key = idempotency_key or uuid.uuid4().hex
+        created: list[Job] = []
+
+        async def record_job(tx: aiosqlite.Connection, hold_id: str) -> None:
+            created.append(await self.engine.create(
+                account=account.name, tool=spec.tool, params=params.public_params(),
+                estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin, tx=tx))
+
+        reservation = await self.ledger.reserve(account.requester, estimate.quote.micros, key, tool=spec.tool,
+                                                what=_what(spec), tx_hook=record_job)
+        if reservation.existing:  # a concurrent retry with the same key won the race
+            return await self._follow(await self._job_for_key(key), wait, on_event)
+        job = created[0]
+        self.warnings[job.id] = reservation.warnings
         try:
             ready = await prepare_inputs(spec, params, adapter)
         except (MediaError, ProviderError) as exc:
@@ -138,6 +192,13 @@ class Toolkit:
             job = await self.engine.update_params(job.id, ready.public_params())
         job = await self.engine.submit(job, ready.provider_payload())
         return await self._follow(job, wait, on_event)
+
+    async def _job_for_key(self, key: str) -> Job:
+        job = await self.engine.find_by_idempotency_key(key)
+        if job is None:
+            raise UserError("A request with this idempotency key was reserved but its job is missing; "
+                            "`videogen holds` lists it for the operator.")
+        return job
 
     async def _follow(self, job: Job, wait: float | None, on_event: EventCallback | None) -> Job:
         if job.finished or wait == 0:
@@ -168,3 +229,45 @@ class Toolkit:
     async def cancel_job(self, account: Account, job_id: str) -> tuple[Job, str]:
         await self.get_job(account, job_id)
         return await self.engine.cancel(job_id)
+
+    # -- accounts, quotas, spend -----------------------------------------------------------
+
+    def local_account(self) -> Account:
+        """The operator at this machine (CLI, stdio MCP): an admin."""
+        return Account(LOCAL_ACCOUNT, is_admin=True)
+
+    def _is_admin(self, name: str, discord_user: str | None = None, roles: tuple[str, ...] = ()) -> bool:
+        admins = self.settings.admins
+        return (name in admins.accounts or name == LOCAL_ACCOUNT
+                or (discord_user is not None and int(discord_user) in admins.discord_user_ids)
+                or any(int(r) in admins.discord_role_ids for r in roles))
+
+    async def account_for_token(self, token: str) -> Account | None:
+        """The account an HTTP bearer token belongs to, or None for an unknown or revoked token."""
+        name = await self.ledger.account_for_token(token)
+        return None if name is None else Account(name, is_admin=self._is_admin(name))
+
+    async def account_for_discord(self, user_id: int | str, guild_id: int | str | None = None,
+                                  role_ids: tuple[int | str, ...] = ()) -> Account:
+        name = await self.ledger.account_for_discord(user_id)
+        roles = tuple(str(r) for r in role_ids)
+        return Account(name, is_admin=self._is_admin(name, str(user_id), roles),
+                       guild_id=None if guild_id is None else str(guild_id), role_ids=roles)
+
+    async def quota_status(self, account: Account) -> list[LimitStatus]:
+        return await self.ledger.status(account.requester)
+
+    async def spend_report(self, account: Account, *, by: str = "account", since: date | None = None,
+                           all_accounts: bool = False) -> list[SpendRow]:
+        if all_accounts and not account.is_admin:
+            raise UserError("Only admins can see every account's spend.")
+        return await self.ledger.spend(by=by, since=since, account=None if all_accounts else account.name)
+
+    async def open_holds(self) -> list[Hold]:
+        return await self.ledger.holds()
+
+
+def _what(spec: ModelSpec) -> str:
+    """``This Sora 2 Pro clip`` — how a refusal names the thing that was asked for."""
+    name = spec.title.split(" — ")[0]
+    return f"This {name} {'image' if spec.output.kind is OutputKind.IMAGES else 'clip'}"

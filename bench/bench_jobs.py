@@ -37,6 +37,7 @@ def settings_for(sim: Simulator, root: Path, initial: float, maximum: float) -> 
         "wavespeed": {"key": "bench-key", "base_url": sim.wavespeed_base_url},
         "storage": {"database": str(root / "bench.db"), "media_dir": str(root / "media")},
         "polling": {"initial_seconds": initial, "max_seconds": maximum, "factor": 1.5},
+        "quotas": {"default": {}},
     })
 
 

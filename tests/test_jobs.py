@@ -43,6 +43,7 @@ def make_settings(tmp_path: Path, sim: Simulator, **overrides) -> Settings:
         "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
         "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
         "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
+        "quotas": {"default": {}},  # no limits: these tests are about jobs, test_ledger is about quotas
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)

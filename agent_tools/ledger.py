@@ -1,0 +1,555 @@
+"""Accounts, limits and the money: who may spend how much, and what was spent.
+
+The rules this file keeps (see ``docs`` in the README for the operator's view):
+
+- Money is integer micro-dollars. A *hold* reserves a job's estimated cost before the provider is
+  called; it ends ``settled`` (charged the actual cost) or ``released`` (charged nothing).
+  What counts against a limit: settled holds at their actual cost, open holds at their estimate.
+- ``reserve`` checks every applicable limit — the account's (defaults ← Discord roles ← the
+  account's own), its guild's, the global cap; daily and monthly spend, concurrent jobs, jobs per
+  hour — and inserts the hold in one ``BEGIN IMMEDIATE`` transaction, so concurrent reservations
+  from any number of processes can never overspend.
+- ``settle`` and ``release`` are conditional (``WHERE state IN …``): repeating one is a no-op.
+- Every change appends to ``audit`` in the same transaction; triggers forbid editing the audit.
+- Windows are calendar days and months in the configured time zone; a charge belongs to the window
+  its hold was created in. Nothing is ever "reset": usage is a sum over the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+
+from .config import LimitSettings, Settings
+from .db import Database, placeholders
+from .errors import UserError
+from .money import format_usd, usd
+
+CHARGE = "CASE state WHEN 'settled' THEN COALESCE(actual_micros, estimate_micros) WHEN 'released' THEN 0 ELSE estimate_micros END"
+OPEN_STATES = ("held", "submitted")
+SCOPES = ("account", "role", "guild", "global")
+TOKEN_PREFIX = "vg_"
+
+
+
+# -- values ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits:
+    """One set of limits; None means "no limit of this kind" (or, in an override, "inherit")."""
+
+    daily_micros: int | None = None
+    monthly_micros: int | None = None
+    concurrent_jobs: int | None = None
+    jobs_per_hour: int | None = None
+    warn_at: float | None = None
+
+    @classmethod
+    def from_settings(cls, limits: LimitSettings) -> "Limits":
+        return cls(limits.daily_micros, limits.monthly_micros, limits.concurrent_jobs, limits.jobs_per_hour,
+                   limits.warn_at)
+
+    def over(self, base: "Limits") -> "Limits":
+        """These limits where set, else ``base``'s."""
+        return Limits(*(mine if mine is not None else theirs for mine, theirs in zip(self.fields(), base.fields())))
+
+    def fields(self) -> tuple[Any, ...]:
+        return (self.daily_micros, self.monthly_micros, self.concurrent_jobs, self.jobs_per_hour, self.warn_at)
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in self.fields())
+
+
+def most_generous(limits: Iterable[Limits]) -> Limits:
+    """Several roles: each field takes the highest set value (a role grants, it never restricts)."""
+    chosen: list[Any] = [None] * 5
+    for item in limits:
+        for i, value in enumerate(item.fields()):
+            if value is not None and (chosen[i] is None or value > chosen[i]):
+                chosen[i] = value
+    return Limits(*chosen)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who is reserving, with the context a Discord interaction adds."""
+
+    account: str
+    guild_id: str | None = None
+    role_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str  # "today", "this month", "the last hour"
+    start: float
+    end: float
+
+
+class QuotaExceeded(UserError):
+    """A reservation refused by a limit, with everything a surface needs to explain it."""
+
+    def __init__(self, *, what: str, asked_micros: int, remaining_micros: int | None, limit: str, scope: str,
+                 resets_at: float | None, now: float, tz: ZoneInfo, message: str | None = None) -> None:
+        self.what = what
+        self.asked_micros = asked_micros
+        self.remaining_micros = remaining_micros
+        self.limit = limit
+        self.scope = scope
+        self.resets_at = resets_at
+        super().__init__(message or self._compose(what, now, tz))
+
+    def _compose(self, what: str, now: float, tz: ZoneInfo) -> str:
+        left = format_usd(max(self.remaining_micros or 0, 0))
+        owner = {"account": "you have", "guild": "this server has", "global": "the operator's budget has"}[self.scope]
+        return (f"{what} costs {format_usd(self.asked_micros)}; {owner} {left} left {self.limit} "
+                f"({resets_phrase(self.resets_at, now, tz)}).")
+
+
+def resets_phrase(resets_at: float | None, now: float, tz: ZoneInfo) -> str:
+    """``resets at 00:00 UTC, in 3 h 12 min`` (or on a date when it is not today)."""
+    if resets_at is None:
+        return "no reset"
+    when = datetime.fromtimestamp(resets_at, tz)
+    today = datetime.fromtimestamp(now, tz).date()
+    label = when.strftime("%H:%M %Z") if when.date() <= today + timedelta(days=1) else when.strftime("%b %d, %H:%M %Z")
+    return f"resets at {label}, in {duration_phrase(resets_at - now)}"
+
+
+def duration_phrase(seconds: float) -> str:
+    minutes = max(int(seconds // 60), 0)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{max(mins, 1)} min"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    hold_id: str
+    estimate_micros: int
+    warnings: tuple[str, ...] = ()
+    existing: bool = False  # the idempotency key matched an earlier hold
+
+
+@dataclass(frozen=True)
+class LimitStatus:
+    scope: str
+    scope_id: str
+    kind: str  # "daily", "monthly", "concurrent", "hourly"
+    limit: int
+    used: int
+    resets_at: float | None
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    account: str
+    guild_id: str | None
+    tool: str
+    estimate_micros: int
+    actual_micros: int | None
+    state: str
+    job_id: str | None
+    created_at: float
+    job_state: str | None = None
+
+
+@dataclass
+class SpendRow:
+    key: str
+    jobs: int = 0
+    settled_micros: int = 0
+    open_micros: int = 0
+
+
+# -- the ledger --------------------------------------------------------------------------------
+
+class Ledger:
+    def __init__(self, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.tz = ZoneInfo(settings.quotas.timezone)
+        self.defaults = Limits.from_settings(settings.quotas.default)
+        self.global_defaults = Limits.from_settings(settings.quotas.global_)
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def windows(self, now: float) -> dict[str, Window]:
+        local = datetime.fromtimestamp(now, self.tz)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        next_day = (day + timedelta(days=1)).replace(tzinfo=None).replace(tzinfo=self.tz)
+        month = day.replace(day=1)
+        next_month = (month.replace(year=month.year + 1, month=1) if month.month == 12
+                      else month.replace(month=month.month + 1))
+        return {"daily": Window("today", day.timestamp(), next_day.timestamp()),
+                "monthly": Window("this month", month.timestamp(), next_month.timestamp()),
+                "hourly": Window("in the last hour", now - 3600, now + 3600)}
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    async def ensure_account(self, name: str, tx: aiosqlite.Connection | None = None) -> None:
+        sql, args = "INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?, ?)", (name, self.clock())
+        if tx is not None:
+            await tx.execute(sql, args)
+        else:
+            async with self.db.transaction() as own:
+                await own.execute(sql, args)
+
+    async def add_account(self, name: str, *, actor: str = "") -> None:
+        check_account_name(name)
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?, ?)",
+                                      (name, self.clock()))
+            if cursor.rowcount == 0:
+                raise UserError(f"Account '{name}' already exists.")
+            await self._audit(tx, None, name, "account_add", None, "", actor)
+
+    async def accounts(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT a.name, a.created_at,"
+            " (SELECT group_concat(kind || ':' || external_id, ', ') FROM identities i WHERE i.account = a.name) AS ids,"
+            " (SELECT COUNT(*) FROM tokens t WHERE t.account = a.name AND t.revoked_at IS NULL) AS tokens"
+            " FROM accounts a ORDER BY a.name")
+        return [dict(r) for r in rows]
+
+    async def require_account(self, name: str) -> None:
+        if await self.db.scalar("SELECT 1 FROM accounts WHERE name = ?", (name,)) is None:
+            names = [r["name"] for r in await self.db.fetchall("SELECT name FROM accounts ORDER BY name")]
+            known = ", ".join(names) if names else "none yet"
+            raise UserError(f"No account '{name}'. Accounts: {known}. `videogen accounts add NAME` creates one.")
+
+    async def account_for_discord(self, user_id: str | int) -> str:
+        """The account a Discord user acts as: a linked one, else their own, created on first use."""
+        row = await self.db.fetchone("SELECT account FROM identities WHERE kind = 'discord' AND external_id = ?",
+                                     (str(user_id),))
+        if row is not None:
+            return row["account"]
+        name = f"discord-{user_id}"
+        async with self.db.transaction() as tx:
+            await self.ensure_account(name, tx)
+            await tx.execute("INSERT OR IGNORE INTO identities(kind, external_id, account, created_at)"
+                             " VALUES ('discord', ?, ?, ?)", (str(user_id), name, self.clock()))
+        return await self.account_for_discord(user_id)
+
+    async def link_discord(self, account: str, user_id: str | int, *, actor: str = "") -> None:
+        """Make a Discord user act as ``account`` so their Discord and MCP use share one budget."""
+        await self.require_account(account)
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO identities(kind, external_id, account, created_at) VALUES ('discord', ?, ?, ?)"
+                             " ON CONFLICT(kind, external_id) DO UPDATE SET account = excluded.account",
+                             (str(user_id), account, self.clock()))
+            await self._audit(tx, None, account, "link", None, f"discord:{user_id}", actor)
+
+    async def create_token(self, account: str, *, label: str = "", actor: str = "") -> str:
+        """A new HTTP bearer token for ``account``. Returned once; only its hash is stored."""
+        await self.require_account(account)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO tokens(token_hash, account, label, created_at) VALUES (?, ?, ?, ?)",
+                             (hash_token(token), account, label, self.clock()))
+            await self._audit(tx, None, account, "token_create", None, label, actor)
+        return token
+
+    async def account_for_token(self, token: str) -> str | None:
+        row = await self.db.fetchone("SELECT account FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+                                     (hash_token(token),))
+        return None if row is None else row["account"]
+
+    # -- limits -------------------------------------------------------------------------------
+
+    async def set_limits(self, scope: str, scope_id: str, limits: Limits, *, actor: str = "") -> Limits:
+        """Merge ``limits`` into the stored override for one scope (unset fields are kept)."""
+        if scope not in SCOPES:
+            raise UserError(f"Unknown scope '{scope}'; use one of {', '.join(SCOPES)}.")
+        if scope == "account":
+            await self.require_account(scope_id)
+        validate_limits(limits)
+        current = await self.stored_limits(scope, scope_id)
+        merged = limits.over(current)
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO limits(scope, scope_id, daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour,"
+                " warn_at, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(scope, scope_id) DO UPDATE SET"
+                " daily_micros = excluded.daily_micros, monthly_micros = excluded.monthly_micros,"
+                " concurrent_jobs = excluded.concurrent_jobs, jobs_per_hour = excluded.jobs_per_hour,"
+                " warn_at = excluded.warn_at, updated_at = excluded.updated_at",
+                (scope, scope_id, *merged.fields(), self.clock()))
+            await self._audit(tx, None, scope_id if scope == "account" else None, "limits_set", None,
+                              f"{scope}:{scope_id} {merged}", actor)
+        return merged
+
+    async def stored_limits(self, scope: str, scope_id: str, tx: aiosqlite.Connection | None = None) -> Limits:
+        sql = ("SELECT daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at FROM limits"
+               " WHERE scope = ? AND scope_id = ?")
+        row = (await (await tx.execute(sql, (scope, scope_id))).fetchone() if tx is not None
+               else await self.db.fetchone(sql, (scope, scope_id)))
+        return Limits(*row) if row is not None else Limits()
+
+    async def effective_limits(self, who: Requester, tx: aiosqlite.Connection | None = None) -> dict[tuple[str, str], Limits]:
+        """(scope, id) → the limits that apply to this requester, for each scope that has any."""
+        roles = [await self.stored_limits("role", r, tx) for r in who.role_ids]
+        account = (await self.stored_limits("account", who.account, tx)).over(
+            most_generous(roles).over(self.defaults) if any(not r.empty for r in roles) else self.defaults)
+        result = {("account", who.account): account}
+        if who.guild_id:
+            guild = await self.stored_limits("guild", who.guild_id, tx)
+            if not guild.empty:
+                result[("guild", who.guild_id)] = guild
+        glob = (await self.stored_limits("global", "", tx)).over(self.global_defaults)
+        if not glob.empty:
+            result[("global", "")] = glob
+        return result
+
+    # -- usage --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _scope_filter(scope: str, scope_id: str) -> tuple[str, tuple[Any, ...]]:
+        if scope == "account":
+            return "account = ?", (scope_id,)
+        if scope == "guild":
+            return "guild_id = ?", (scope_id,)
+        return "1 = 1", ()
+
+    async def _usage(self, run: Callable[..., Any], scope: str, scope_id: str, now: float) -> dict[str, int]:
+        where, args = self._scope_filter(scope, scope_id)
+        windows = self.windows(now)
+        row = await run(
+            f"SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN {CHARGE} END), 0),"
+            f" COALESCE(SUM(CASE WHEN created_at >= ? THEN {CHARGE} END), 0),"
+            f" COALESCE(SUM(state IN ('held', 'submitted')), 0),"
+            f" COALESCE(SUM(created_at >= ?), 0)"
+            f" FROM holds WHERE {where} AND (created_at >= ? OR state IN ('held', 'submitted'))",
+            (windows["daily"].start, windows["monthly"].start, windows["hourly"].start, *args,
+             min(windows["monthly"].start, windows["hourly"].start)))
+        return {"daily": row[0], "monthly": row[1], "concurrent": row[2], "hourly": row[3]}
+
+    # -- reserve / settle / release ----------------------------------------------------------
+
+    async def reserve(self, who: Requester, estimate_micros: int, idempotency_key: str, *, tool: str,
+                      what: str | None = None, tx_hook: Callable[[aiosqlite.Connection, str], Any] | None = None
+                      ) -> Reservation:
+        """Hold ``estimate_micros`` for a job if every limit allows it, else ``QuotaExceeded``.
+
+        ``tx_hook(tx, hold_id)`` runs inside the same transaction (the Toolkit records the job
+        there), so a hold and its job exist together or not at all.
+        """
+        if estimate_micros < 0:
+            raise ValueError("an estimate cannot be negative")
+        now = self.clock()
+        what = what or f"This {tool} run"
+        async with self.db.transaction() as tx:
+            existing = await (await tx.execute("SELECT id, estimate_micros FROM holds WHERE idempotency_key = ?",
+                                               (idempotency_key,))).fetchone()
+            if existing is not None:
+                return Reservation(existing["id"], existing["estimate_micros"], existing=True)
+            await self.ensure_account(who.account, tx)
+
+            async def run(sql: str, args: Sequence[Any]) -> Any:
+                return await (await tx.execute(sql, args)).fetchone()
+
+            warnings = []
+            for (scope, scope_id), limits in (await self.effective_limits(who, tx)).items():
+                used = await self._usage(run, scope, scope_id, now)
+                warnings += self._check(scope, limits, used, estimate_micros, what, now)
+            hold_id = uuid.uuid4().hex[:20]
+            await tx.execute(
+                "INSERT INTO holds(id, idempotency_key, account, guild_id, tool, estimate_micros, state, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,'held',?,?)",
+                (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
+            await self._audit(tx, hold_id, who.account, "reserve", estimate_micros, tool, who.account)
+            if tx_hook is not None:
+                await tx_hook(tx, hold_id)
+        return Reservation(hold_id, estimate_micros, tuple(warnings))
+
+    def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,
+               now: float) -> list[str]:
+        windows = self.windows(now)
+        for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
+            if cap is not None and used[kind] + asked > cap:
+                raise QuotaExceeded(what=what, asked_micros=asked, remaining_micros=cap - used[kind],
+                                    limit=windows[kind].name, scope=scope, resets_at=windows[kind].end, now=now,
+                                    tz=self.tz)
+        owner = {"account": "You have", "guild": "This server has", "global": "The operator's account has"}[scope]
+        if limits.concurrent_jobs is not None and used["concurrent"] >= limits.concurrent_jobs:
+            raise QuotaExceeded(
+                what=what, asked_micros=asked, remaining_micros=None, limit="concurrent jobs", scope=scope,
+                resets_at=None, now=now, tz=self.tz,
+                message=(f"{owner} {used['concurrent']} job(s) running, the limit at once is "
+                         f"{limits.concurrent_jobs}; wait for one to finish or cancel one, then try again."))
+        if limits.jobs_per_hour is not None and used["hourly"] >= limits.jobs_per_hour:
+            raise QuotaExceeded(
+                what=what, asked_micros=asked, remaining_micros=None, limit="jobs per hour", scope=scope,
+                resets_at=None, now=now, tz=self.tz,
+                message=(f"{owner} started {used['hourly']} job(s) in the last hour, the limit is "
+                         f"{limits.jobs_per_hour} per hour; try again in a few minutes."))
+        warnings = []
+        if limits.warn_at is not None:
+            for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
+                if cap and used[kind] + asked >= limits.warn_at * cap > used[kind]:
+                    left = cap - used[kind] - asked
+                    warnings.append(f"{owner} used {round((used[kind] + asked) * 100 / cap)} % of the "
+                                    f"{windows[kind].name} budget; {format_usd(left)} left "
+                                    f"({resets_phrase(windows[kind].end, now, self.tz)}).")
+        return warnings
+
+    async def _transition(self, hold_id: str, to: str, from_states: Sequence[str], *, amount: int | None = None,
+                          job_id: str | None = None, detail: str = "", actor: str = "",
+                          tx: aiosqlite.Connection | None = None) -> bool:
+        async def apply(conn: aiosqlite.Connection) -> bool:
+            now = self.clock()
+            cursor = await conn.execute(
+                f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
+                f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})",
+                (to, amount, job_id, now, hold_id, *from_states))
+            if cursor.rowcount != 1:
+                return False
+            account = (await (await conn.execute("SELECT account FROM holds WHERE id = ?", (hold_id,))).fetchone())[0]
+            await self._audit(conn, hold_id, account, to, amount, detail, actor, now)
+            return True
+
+        if tx is not None:
+            return await apply(tx)
+        async with self.db.transaction() as own:
+            return await apply(own)
+
+    async def mark_submitted(self, hold_id: str, job_id: str, *, tx: aiosqlite.Connection | None = None) -> bool:
+        return await self._transition(hold_id, "submitted", ("held",), job_id=job_id, tx=tx)
+
+    async def settle(self, hold_id: str, actual_micros: int, *, detail: str = "", actor: str = "",
+                     tx: aiosqlite.Connection | None = None) -> bool:
+        """Charge a hold its actual cost. False if it was already settled or released (no-op)."""
+        if actual_micros < 0:
+            raise ValueError("an actual cost cannot be negative")
+        return await self._transition(hold_id, "settled", OPEN_STATES, amount=actual_micros, detail=detail,
+                                      actor=actor, tx=tx)
+
+    async def release(self, hold_id: str, *, detail: str = "", actor: str = "",
+                      tx: aiosqlite.Connection | None = None) -> bool:
+        """Charge a hold nothing. False if it was already settled or released (no-op)."""
+        return await self._transition(hold_id, "released", OPEN_STATES, amount=0, detail=detail, actor=actor, tx=tx)
+
+    async def _audit(self, tx: aiosqlite.Connection, hold_id: str | None, account: str | None, event: str,
+                     amount: int | None, detail: str, actor: str, now: float | None = None) -> None:
+        await tx.execute("INSERT INTO audit(hold_id, account, event, amount, detail, actor, at) VALUES (?,?,?,?,?,?,?)",
+                         (hold_id, account, event, amount, detail, actor, now if now is not None else self.clock()))
+
+    # -- reports ------------------------------------------------------------------------------
+
+    async def status(self, who: Requester) -> list[LimitStatus]:
+        """Every limit that applies to ``who``: the limit, what is used, when it resets."""
+        now = self.clock()
+        windows = self.windows(now)
+        result = []
+        for (scope, scope_id), limits in (await self.effective_limits(who)).items():
+            used = await self._usage(self.db.fetchone, scope, scope_id, now)
+            for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros),
+                              ("concurrent", limits.concurrent_jobs), ("hourly", limits.jobs_per_hour)):
+                if cap is not None:
+                    resets = windows[kind].end if kind in ("daily", "monthly") else None
+                    result.append(LimitStatus(scope, scope_id, kind, cap, used[kind], resets))
+        return result
+
+    async def holds(self, *, states: Sequence[str] = OPEN_STATES) -> list[Hold]:
+        rows = await self.db.fetchall(
+            f"SELECT h.*, j.state AS job_state FROM holds h LEFT JOIN jobs j ON j.id = h.job_id"
+            f" WHERE h.state IN ({placeholders(states)}) ORDER BY h.created_at", tuple(states))
+        return [Hold(r["id"], r["account"], r["guild_id"], r["tool"], r["estimate_micros"], r["actual_micros"],
+                     r["state"], r["job_id"], r["created_at"], r["job_state"]) for r in rows]
+
+    async def spend(self, *, by: str = "account", since: date | None = None, account: str | None = None) -> list[SpendRow]:
+        if by not in ("account", "model", "day"):
+            raise UserError(f"Cannot group spend by '{by}'; use account, model or day.")
+        start = datetime.combine(since, datetime.min.time(), self.tz).timestamp() if since else 0.0
+        where, args = "created_at >= ?", [start]
+        if account is not None:
+            where += " AND account = ?"
+            args.append(account)
+        rows = await self.db.fetchall(f"SELECT account, tool, created_at, state, estimate_micros, actual_micros"
+                                      f" FROM holds WHERE {where} ORDER BY created_at", tuple(args))
+        groups: dict[str, SpendRow] = {}
+        for r in rows:
+            key = {"account": r["account"], "model": r["tool"],
+                   "day": datetime.fromtimestamp(r["created_at"], self.tz).date().isoformat()}[by]
+            row = groups.setdefault(key, SpendRow(key))
+            if r["state"] == "settled":
+                row.jobs += 1
+                row.settled_micros += r["actual_micros"] or 0
+            elif r["state"] in OPEN_STATES:
+                row.jobs += 1
+                row.open_micros += r["estimate_micros"]
+        return sorted(groups.values(), key=lambda g: g.key)
+
+    async def books(self) -> dict[str, int]:
+        """Totals that must agree: settled holds vs the audit's settle rows, open holds, releases."""
+        row = await self.db.fetchone(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_micros END), 0),"
+            " COALESCE(SUM(CASE WHEN state IN ('held','submitted') THEN estimate_micros END), 0),"
+            " COALESCE(SUM(state = 'released'), 0), COUNT(*) FROM holds")
+        audit = await self.db.fetchone(
+            "SELECT COALESCE(SUM(CASE WHEN event = 'settled' THEN amount END), 0),"
+            " COALESCE(SUM(event = 'reserve'), 0) FROM audit")
+        return {"settled_micros": row[0], "open_micros": row[1], "released": row[2], "holds": row[3],
+                "audit_settled_micros": audit[0], "audit_reserves": audit[1]}
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token: tokens are 256 random bits, so a fast hash is as strong as a slow one."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_account_name(name: str) -> None:
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_.@" for c in name):
+        raise UserError(f"'{name}' is not a usable account name: use 1–64 letters, digits, '-', '_', '.' or '@'.")
+
+
+MAX_MICROS = usd(Decimal("1000000"))
+MAX_COUNT = 1_000_000
+
+
+def validate_limits(limits: Limits) -> None:
+    """Refuse negative or absurd limits with the reason (a limit above $1,000,000 is a typo)."""
+    problems = []
+    for name, value in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
+        if value is not None and not 0 <= value <= MAX_MICROS:
+            problems.append(f"--{name} must be a dollar amount from 0 to 1000000 (got {format_usd(value)})")
+    for name, value in (("concurrent", limits.concurrent_jobs), ("hourly", limits.jobs_per_hour)):
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            problems.append(f"--{name} must be a whole number from 0 to {MAX_COUNT} (got {value})")
+    if limits.warn_at is not None and not 0 < limits.warn_at <= 1:
+        problems.append(f"--warn-at must be a share above 0 and at most 1, such as 0.8 (got {limits.warn_at})")
+    if problems:
+        raise UserError("Invalid limit: " + "; ".join(problems) + ".")
+
+
+def parse_usd(text: str, option: str) -> int:
+    """A dollar amount typed by an operator ('5', '2.50', '$3') to micros, or a clear refusal."""
+    try:
+        value = Decimal(text.strip().lstrip("$"))
+    except Exception:
+        raise UserError(f"{option} takes a dollar amount such as 5 or 2.50, not '{text}'.") from None
+    if not value.is_finite() or value < 0 or value > 1_000_000:
+        raise UserError(f"{option} must be a dollar amount from 0 to 1000000, not '{text}'.")
+    return usd(value)
