@@ -24,7 +24,7 @@ from .config import Settings
 from .db import Database
 from .errors import UserError
 from .jobs import EventCallback, Job, JobEngine, JobNotFound, JobState
-from .ledger import Hold, Ledger, LimitStatus, Requester, SpendRow
+from .ledger import Hold, Ledger, Limits, LimitStatus, Requester, SpendRow
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .providers.errors import ProviderError
@@ -121,6 +121,7 @@ class Toolkit:
         engine = JobEngine(db, adapters, media, polling=settings.polling, settlement=LedgerSettlement(ledger),
                            **engine_options)
         toolkit = cls(settings, db, engine, media, adapters, ledger)
+        await ledger.ensure_account(LOCAL_ACCOUNT)
         if resume:
             await toolkit.resume()
         return toolkit
@@ -263,8 +264,44 @@ class Toolkit:
             raise UserError("Only admins can see every account's spend.")
         return await self.ledger.spend(by=by, since=since, account=None if all_accounts else account.name)
 
-    async def open_holds(self) -> list[Hold]:
+    async def open_holds(self, account: Account) -> list[Hold]:
+        """Holds not yet settled or released, with their job's state — the operator's to-do list."""
+        self._require_admin(account, "list open holds")
         return await self.ledger.holds()
+
+    async def resolve_hold(self, account: Account, hold_id: str, *, charge_micros: int | None) -> bool:
+        """An operator's verdict on a hold whose job outcome is unknown: charge it, or release it."""
+        self._require_admin(account, "resolve holds")
+        if charge_micros is None:
+            return await self.ledger.release(hold_id, detail="released by operator", actor=account.name)
+        return await self.ledger.settle(hold_id, charge_micros, detail="settled by operator", actor=account.name)
+
+    # -- administration ---------------------------------------------------------------------
+
+    @staticmethod
+    def _require_admin(account: Account, action: str) -> None:
+        if not account.is_admin:
+            raise UserError(f"Only admins can {action}.")
+
+    async def add_account(self, admin: Account, name: str) -> None:
+        self._require_admin(admin, "add accounts")
+        await self.ledger.add_account(name, actor=admin.name)
+
+    async def link_discord(self, admin: Account, name: str, user_id: int | str) -> None:
+        self._require_admin(admin, "link identities")
+        await self.ledger.link_discord(name, user_id, actor=admin.name)
+
+    async def create_token(self, admin: Account, name: str, *, label: str = "") -> str:
+        self._require_admin(admin, "create tokens")
+        return await self.ledger.create_token(name, label=label, actor=admin.name)
+
+    async def set_limits(self, admin: Account, scope: str, scope_id: str, limits: Limits) -> Limits:
+        self._require_admin(admin, "change limits")
+        return await self.ledger.set_limits(scope, scope_id, limits, actor=admin.name)
+
+    async def stored_limits(self, admin: Account, scope: str, scope_id: str) -> Limits:
+        self._require_admin(admin, "read other scopes' limits")
+        return await self.ledger.stored_limits(scope, scope_id)
 
 
 def _what(spec: ModelSpec) -> str:
