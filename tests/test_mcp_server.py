@@ -1,0 +1,353 @@
+"""The MCP server in process, through the SDK's real ``Client``, in both protocol eras.
+
+``legacy`` is the 2025-11-25 initialize handshake over in-memory streams (Claude Desktop's era);
+``auto`` is the stateless 2026-07-28 per-request protocol. The providers are the simulator on
+loopback and the Toolkit is real (SQLite, downloads, the ledger), so what passes here is what
+a host gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+
+import jsonschema
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from agent_tools.catalog import CATALOG
+from agent_tools.config import Settings
+from agent_tools.mcp_server import (WAIT_SECONDS, WAIT_SECONDS_PROPERTY, VideogenServer, build_server,
+                                    generation_input_schema)
+from agent_tools.schemas import mcp_tool
+from agent_tools.simulator import SimSettings, Simulator
+from agent_tools.toolkit import Account, Toolkit
+
+MODES = ["legacy", "auto"]
+STATUS_TOOLS = {"list_models", "estimate_cost", "get_job", "wait_for_job", "cancel_job", "list_jobs", "get_quota"}
+CLAUDE_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MIB = 1024 * 1024
+PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+           b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
+ALICE = Account("alice")
+BOB = Account("bob")
+
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
+    await simulator.start(host="127.0.0.1", port=0)
+    yield simulator
+    await simulator.stop()
+
+
+def make_settings(tmp_path, sim: Simulator, quotas: dict | None = None) -> Settings:
+    return Settings.model_validate({
+        "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
+        "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
+        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
+        "quotas": {"default": quotas or {}},
+    })
+
+
+@pytest.fixture
+async def kit(tmp_path, sim):
+    toolkit = await Toolkit.open(make_settings(tmp_path, sim))
+    yield toolkit
+    await toolkit.close()
+
+
+def serve(kit: Toolkit, account: Account | None = None, *, local_files: bool = True):
+    who = account or kit.local_account()
+    return build_server(kit, lambda ctx: who, local_files=local_files)
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.messages: list[str] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.values.append(progress)
+        self.messages.append(message or "")
+
+
+def size_of(result) -> int:
+    return len(result.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+def text_of(result) -> str:
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+# -- tools/list ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_every_tool_is_listed_with_the_catalogs_exact_schema(kit, mode):
+    async with Client(serve(kit), mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == set(CATALOG) | STATUS_TOOLS and len(tools) == 22
+    for name, spec in CATALOG.items():
+        tool = tools[name]
+        catalog = mcp_tool(spec)["inputSchema"]
+        # The one documented extra: wait_seconds, added after the catalog's own properties.
+        expected = {**catalog, "properties": {**catalog["properties"], WAIT_SECONDS: WAIT_SECONDS_PROPERTY}}
+        assert tool.input_schema == expected == generation_input_schema(spec)
+        assert {k: v for k, v in tool.input_schema["properties"].items() if k != WAIT_SECONDS} == \
+            spec.schema()["properties"]
+        assert tool.title == spec.title and tool.description.startswith(spec.description)
+        annotations = tool.annotations
+        assert (annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint,
+                annotations.open_world_hint) == (False, False, False, True)
+    for name in STATUS_TOOLS - {"cancel_job"}:
+        assert tools[name].annotations.read_only_hint is True, name
+    assert tools["cancel_job"].annotations.destructive_hint is True
+    for tool in tools.values():
+        assert CLAUDE_TOOL_NAME.match(tool.name)
+        assert tool.output_schema and tool.output_schema["type"] == "object"
+        jsonschema.Draft202012Validator.check_schema(tool.input_schema)
+        jsonschema.Draft202012Validator.check_schema(tool.output_schema)
+        assert tool.description
+
+
+# -- generation ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_generation_reports_progress_and_returns_url_path_seed_cost_and_budget(kit, mode, tmp_path):
+    progress = Progress()
+    async with Client(serve(kit), mode=mode) as client:
+        result = await client.call_tool("pika_text_to_video", {"prompt": "a fox in the snow", "duration": 10},
+                                        progress_callback=progress)
+    assert not result.is_error, text_of(result)
+    data = result.structured_content
+    assert data["state"] == "succeeded" and data["done"] and data["cost_status"] == "charged"
+    assert data["cost_usd"] == 0.4 and isinstance(data["seed"], int)
+    [output] = data["outputs"]
+    assert output["url"].startswith("http://127.0.0.1") and output["path"].startswith(str(tmp_path / "media"))
+    assert data["budget"] == []  # no limits configured for these tests
+    text = text_of(result)
+    assert output["url"] in text and output["path"] in text and "$0.40 charged" in text
+    assert progress.values and progress.values == sorted(set(progress.values))
+    assert any("queued" in m for m in progress.messages) and any("succeeded" in m for m in progress.messages)
+    assert all(re.match(r"\[\w+( #\d+)? · \d+ s\] ", m) for m in progress.messages)
+    assert size_of(result) < 16_000
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_image_result_carries_a_small_png_preview(kit, mode):
+    async with Client(serve(kit), mode=mode) as client:
+        result = await client.call_tool("hunyuan_image_v3", {"prompt": "a poster", "image_size": "landscape_16_9"})
+    assert not result.is_error, text_of(result)
+    [image] = [block for block in result.content if block.type == "image"]
+    png = base64.b64decode(image.data)
+    assert image.mime_type == "image/png" and png.startswith(b"\x89PNG")
+    assert png[16:24] == (256).to_bytes(4, "big") + (144).to_bytes(4, "big")
+    assert size_of(result) < MIB // 4
+
+
+async def test_several_images_get_smaller_previews_within_the_budget(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        result = await client.call_tool("hunyuan_image_v3", {"prompt": "posters", "num_images": 4})
+    images = [block for block in result.content if block.type == "image"]
+    assert len(images) == 4 and len(result.structured_content["outputs"]) == 4
+    assert all(max(int.from_bytes(base64.b64decode(i.data)[16:20], "big"),
+                   int.from_bytes(base64.b64decode(i.data)[20:24], "big")) == 128 for i in images)
+    assert size_of(result) < MIB // 4
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_job_that_outlasts_wait_seconds_returns_its_id_and_wait_for_job_finishes_it(kit, mode):
+    async with Client(serve(kit), mode=mode) as client:
+        first = await client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=1.6] a slow fox", WAIT_SECONDS: 1})
+        assert not first.is_error, text_of(first)
+        data = first.structured_content
+        assert not data["done"] and data["state"] in ("queued", "running")
+        assert data["cost_status"] == "reserved" and data["cost_usd"] == 0.2
+        assert f'wait_for_job with job_id "{data["job_id"]}"' in text_of(first)
+        progress = Progress()
+        done = await client.call_tool("wait_for_job", {"job_id": data["job_id"], WAIT_SECONDS: 20},
+                                      progress_callback=progress)
+    assert not done.is_error and done.structured_content["state"] == "succeeded"
+    assert done.structured_content["outputs"][0]["url"]
+    assert progress.messages and "succeeded" in progress.messages[-1]
+
+
+async def test_wait_seconds_zero_returns_at_once_and_cancel_costs_nothing(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        first = await client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=30] x", WAIT_SECONDS: 0})
+        job_id = first.structured_content["job_id"]
+        assert first.structured_content["state"] == "queued"
+        cancelled = await client.call_tool("cancel_job", {"job_id": job_id})
+        assert not cancelled.is_error, text_of(cancelled)
+        assert cancelled.structured_content["message"]
+        final = await client.call_tool("wait_for_job", {"job_id": job_id, WAIT_SECONDS: 5})
+    assert final.structured_content["state"] == "cancelled"
+    assert final.structured_content["cost_usd"] == 0 and final.structured_content["cost_status"] == "not charged"
+
+
+async def test_a_failed_generation_is_an_error_result_that_says_what_to_do(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        result = await client.call_tool("pika_text_to_video", {"prompt": "[sim:content_policy] x"})
+        again = await client.call_tool("get_job", {"job_id": result.structured_content["job_id"]})
+    assert result.is_error
+    assert result.structured_content["state"] == "failed" and result.structured_content["cost_usd"] == 0
+    assert "rephrase the prompt" in text_of(result) and "Nothing was charged" in text_of(result)
+    assert not again.is_error and again.structured_content["state"] == "failed"  # looking it up worked
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_quota_exhaustion_is_a_clear_error_and_charges_nothing(tmp_path, sim, mode):
+    async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "0.30"})) as kit:
+        async with Client(serve(kit, ALICE), mode=mode) as client:
+            ok = await client.call_tool("pika_text_to_video", {"prompt": "one"})
+            assert not ok.is_error
+            assert ok.structured_content["budget"][0]["remaining"] == pytest.approx(0.1)
+            assert "Budget left: $0.10 of $0.30 today (resets at 00:00 UTC" in text_of(ok)
+            refused = await client.call_tool("pika_text_to_video", {"prompt": "two"})
+            quota = await client.call_tool("get_quota", {})
+            jobs = await client.call_tool("list_jobs", {})
+    assert refused.is_error and refused.structured_content is None
+    text = text_of(refused)
+    assert "costs $0.20; you have $0.10 left today (resets at 00:00 UTC, in" in text
+    assert "Nothing was submitted or charged." in text
+    assert quota.structured_content["budget"][0]["used"] == pytest.approx(0.2)
+    assert len(jobs.structured_content["jobs"]) == 1
+
+
+async def test_invalid_arguments_name_every_problem_and_allowed_values(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        result = await client.call_tool("pika_text_to_video",
+                                        {"prompt": "x", "duration": 7, WAIT_SECONDS: 99, "colour": "red"})
+        jobs = await client.call_tool("list_jobs", {})
+    text = text_of(result)
+    assert result.is_error and "3 problems" in text
+    assert "wait_seconds: 99 is not allowed; expected an integer from 0 to 55" in text
+    assert "duration: 7 is not allowed; expected one of 5, 10" in text
+    assert "colour: not a parameter of pika_text_to_video" in text
+    assert jobs.structured_content == {"jobs": []}
+
+
+async def test_status_tools_check_their_arguments(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        bad_limit = await client.call_tool("list_jobs", {"limit": 500})
+        no_id = await client.call_tool("get_job", {})
+        unknown = await client.call_tool("get_job", {"job_id": "nope"})
+        bad_tool = await client.call_tool("estimate_cost", {"tool": "sora_3"})
+    assert bad_limit.is_error and "limit: 500 is greater than the maximum of 50" in text_of(bad_limit)
+    assert no_id.is_error and "'job_id' is a required property" in text_of(no_id)
+    assert unknown.is_error and "No job 'nope'" in text_of(unknown)
+    assert bad_tool.is_error and "sora_3" in text_of(bad_tool)
+
+
+async def test_an_unknown_tool_is_a_protocol_error(kit):
+    async with Client(serve(kit), mode="legacy") as client:
+        with pytest.raises(MCPError, match="Unknown tool 'make_movie'"):
+            await client.call_tool("make_movie", {})
+
+
+async def test_unexpected_failures_are_generic_and_logged_without_secrets(kit, monkeypatch, caplog):
+    async def broken(account):
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(kit, "quota_status", broken)
+    with caplog.at_level(logging.ERROR, logger="agent_tools.mcp_server"):
+        async with Client(serve(kit), mode="legacy") as client:
+            result = await client.call_tool("get_quota", {})
+    text = text_of(result)
+    assert result.is_error and "unexpected internal error running get_quota (reference " in text
+    assert "hunter2" not in text and "RuntimeError" not in text
+    reference = re.search(r"reference (\w+)", text).group(1)
+    assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+# -- inputs and accounts -------------------------------------------------------------------------
+
+async def test_a_local_image_path_is_uploaded_when_local_files_are_allowed(kit, tmp_path, sim):
+    image = tmp_path / "still.png"
+    image.write_bytes(PNG_1PX)
+    async with Client(serve(kit, local_files=True), mode="legacy") as client:
+        result = await client.call_tool("pika_image_to_video", {"prompt": "it moves", "image_url": str(image)})
+    assert not result.is_error, text_of(result)
+    job = await kit.get_job(kit.local_account(), result.structured_content["job_id"])
+    # uploaded (small files as a data URI, larger ones to the provider's storage): the provider got no path
+    assert job.params["image_url"].startswith(("data:image/png", sim.base_url))
+
+
+async def test_a_local_image_path_is_refused_without_local_files(kit, tmp_path):
+    image = tmp_path / "still.png"
+    image.write_bytes(PNG_1PX)
+    async with Client(serve(kit, ALICE, local_files=False), mode="auto") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        result = await client.call_tool("pika_image_to_video", {"prompt": "x", "image_url": str(image)})
+        jobs = await client.call_tool("list_jobs", {})
+    assert result.is_error and "local file paths are not accepted here" in text_of(result)
+    assert "https://" in text_of(result) and jobs.structured_content == {"jobs": []}
+    assert "local file path" not in tools["pika_image_to_video"].description.replace("local file paths are", "")
+
+
+async def test_json_string_lists_are_accepted(kit):
+    urls = ["https://example.com/a.png", "https://example.com/b.png"]
+    async with Client(serve(kit), mode="legacy") as client:
+        result = await client.call_tool("veo3_1_reference_to_video",
+                                        {"prompt": "x", "image_urls": json.dumps(urls), WAIT_SECONDS: 0})
+    assert not result.is_error, text_of(result)
+    job = await kit.get_job(kit.local_account(), result.structured_content["job_id"])
+    assert job.params["image_urls"] == urls
+    await kit.cancel_job(kit.local_account(), job.id)
+
+
+async def test_accounts_see_only_their_own_jobs(kit):
+    async with Client(serve(kit, ALICE), mode="legacy") as alice:
+        made = await alice.call_tool("pika_text_to_video", {"prompt": "mine"})
+    job_id = made.structured_content["job_id"]
+    async with Client(serve(kit, BOB), mode="legacy") as bob:
+        peek = await bob.call_tool("get_job", {"job_id": job_id})
+        cancel = await bob.call_tool("cancel_job", {"job_id": job_id})
+        listed = await bob.call_tool("list_jobs", {})
+        everyone = await bob.call_tool("list_jobs", {"all_accounts": True})
+    assert peek.is_error and cancel.is_error and f"No job '{job_id}'" in text_of(peek)
+    assert listed.structured_content == {"jobs": []}
+    assert everyone.is_error and "Only admins" in text_of(everyone)
+
+
+# -- catalog and budget tools --------------------------------------------------------------------
+
+async def test_list_models_and_estimate_cost(tmp_path, sim):
+    async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "3"})) as kit:
+        async with Client(serve(kit, ALICE), mode="auto") as client:
+            models = await client.call_tool("list_models", {})
+            images = await client.call_tool("list_models", {"category": "text-to-image"})
+            cheap = await client.call_tool("estimate_cost", {"tool": "pika_text_to_video", "arguments": {}})
+            dear = await client.call_tool("estimate_cost", {
+                "tool": "sora_2_pro_text_to_video",
+                "arguments": {"duration": 8, "resolution": "1080p", WAIT_SECONDS: 10}})
+            wrong = await client.call_tool("estimate_cost", {"tool": "pika_text_to_video",
+                                                             "arguments": {"duration": 7}})
+    entries = models.structured_content["models"]
+    assert [m["tool"] for m in entries] == list(CATALOG)
+    assert all(m["when_to_use"] and m["price"] and m["default_cost_usd"] > 0 for m in entries)
+    assert all(m["tool"] in text_of(models) for m in entries)
+    assert [m["tool"] for m in images.structured_content["models"]] == ["hunyuan_image_v3"]
+    assert cheap.structured_content["missing_required"] == ["prompt"] and cheap.structured_content["fits_budget"]
+    assert dear.structured_content["cost_usd"] == 4.0 and not dear.structured_content["fits_budget"]
+    assert "more than the $3.00 left" in text_of(dear)
+    assert wrong.is_error and "expected one of 5, 10" in text_of(wrong)
+
+
+def test_a_catalog_parameter_named_wait_seconds_would_be_caught(monkeypatch):
+    spec = CATALOG["pika_text_to_video"]
+    monkeypatch.setattr(type(spec), "schema", lambda self: {"type": "object", "properties": {WAIT_SECONDS: {}}})
+    with pytest.raises(RuntimeError, match="has its own 'wait_seconds'"):
+        generation_input_schema(spec)
+
+
+def test_the_server_is_built_from_the_toolkit_only(kit):
+    server = VideogenServer(kit, lambda ctx: ALICE, local_files=False, origin={"transport": "test"})
+    assert server.origin == {"surface": "mcp", "transport": "test"}
+    assert [t.name for t in server.tools][:len(CATALOG)] == list(CATALOG)
