@@ -1,0 +1,233 @@
+"""The MCP server over its real transports: stdio as a subprocess (what Claude Desktop starts) and
+streamable HTTP with bearer tokens (in this process, and as ``videogen mcp --http`` in another).
+
+The subprocesses run ``python -m agent_tools.cli_mcp mcp --simulate``: the same command as
+``videogen mcp --simulate``, with the simulator started inside the server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from agent_tools.config import Settings
+from agent_tools.mcp_server import WAIT_SECONDS, running_http
+from agent_tools.simulator import SimSettings, Simulator
+from agent_tools.toolkit import Toolkit
+
+MODES = ["legacy", "auto"]
+SERVER = [sys.executable, "-m", "agent_tools.cli_mcp"]
+PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+           b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
+MIB = 1024 * 1024
+
+
+def server_env(tmp_path) -> dict[str, str]:
+    """A clean environment: no keys, no config file, the database and media under tmp_path."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_", "DISCORD_"))}
+    env.update(VIDEOGEN_DB=str(tmp_path / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"),
+               XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    return env
+
+
+def text_of(result) -> str:
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+# -- stdio ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_subprocess_generates_with_progress_and_uploads_local_files(tmp_path, mode):
+    image = tmp_path / "still.png"
+    image.write_bytes(PNG_1PX)
+    params = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], "mcp", "--simulate"],
+                                   env=server_env(tmp_path), cwd=str(tmp_path))
+    messages: list[str] = []
+
+    async def progress(value, total, message):
+        messages.append(message or "")
+
+    async with Client(params, mode=mode) as client:
+        tools = (await client.list_tools()).tools
+        result = await client.call_tool("pika_image_to_video", {"prompt": "it moves", "image_url": str(image)},
+                                        progress_callback=progress)
+    assert len(tools) == 22
+    assert not result.is_error, text_of(result)
+    data = result.structured_content
+    assert data["state"] == "succeeded" and data["simulated"] is True
+    path = data["outputs"][0]["path"]
+    assert path.startswith(str(tmp_path / "media")) and os.path.getsize(path) > 0
+    assert f"local file: {path}" in text_of(result) and "SIMULATED" in text_of(result)
+    assert any("queued" in m or "running" in m for m in messages)
+
+
+async def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
+    process = await asyncio.create_subprocess_exec(
+        *SERVER, "mcp", "--simulate", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=server_env(tmp_path), cwd=str(tmp_path), limit=MIB)
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_quota", "arguments": {}}},
+    ]
+    for request in requests:
+        process.stdin.write(json.dumps(request).encode() + b"\n")
+    await process.stdin.drain()
+    lines = []
+    while len(lines) < 3:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line, "the server closed stdout early"
+        lines.append(json.loads(line))
+    process.stdin.close()
+    rest, errors = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0
+    assert rest == b""  # nothing after the answers: no stray prints
+    assert [m["id"] for m in lines] == [1, 2, 3] and all(m["jsonrpc"] == "2.0" for m in lines)
+    assert lines[0]["result"]["serverInfo"]["name"] == "videogen"
+    assert len(lines[1]["result"]["tools"]) == 22
+    assert lines[2]["result"]["structuredContent"]["account"] == "local"
+    assert b"SIMULATED" in errors and b"stdio" in errors
+
+
+# -- HTTP in process ------------------------------------------------------------------------------
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
+    await simulator.start(host="127.0.0.1", port=0)
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def http(tmp_path, sim):
+    """(url, {account: token}, toolkit) for a server on a free loopback port."""
+    settings = Settings.model_validate({
+        "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
+        "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
+        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
+        "quotas": {"default": {}},
+    })
+    kit = await Toolkit.open(settings)
+    tokens = {}
+    for name in ("alice", "bob"):
+        await kit.ledger.add_account(name)
+        tokens[name] = await kit.ledger.create_token(name)
+    async with running_http(kit) as url:
+        yield url, tokens, kit
+    await kit.close()
+
+
+def http_client(url: str, token: str | None, mode: str = "legacy") -> tuple[httpx2.AsyncClient, Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
+    return transport, Client(streamable_http_client(url, http_client=transport), mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_http_with_a_valid_token_acts_as_that_account(http, tmp_path, mode):
+    url, tokens, kit = http
+    image = tmp_path / "still.png"
+    image.write_bytes(PNG_1PX)
+    progress: list[float] = []
+
+    async def on_progress(value, total, message):
+        progress.append(value)
+
+    transport, client = http_client(url, tokens["alice"], mode)
+    async with transport, client:
+        tools = (await client.list_tools()).tools
+        made = await client.call_tool("pika_text_to_video", {"prompt": "over http"}, progress_callback=on_progress)
+        local = await client.call_tool("pika_image_to_video", {"prompt": "x", "image_url": str(image)})
+        quota = await client.call_tool("get_quota", {})
+    assert len(tools) == 22
+    assert not made.is_error, text_of(made)
+    [output] = made.structured_content["outputs"]
+    assert "path" not in output and str(tmp_path) not in made.model_dump_json()  # never a server path
+    assert progress and progress == sorted(progress)
+    assert local.is_error and "local file paths are not accepted here" in text_of(local)
+    assert quota.structured_content["account"] == "alice"
+    job = await kit.get_job(kit.local_account(), made.structured_content["job_id"])
+    assert job.account == "alice" and job.origin["transport"] == "http"
+    assert len(made.model_dump_json()) < MIB
+
+
+async def test_http_tokens_keep_accounts_apart(http):
+    url, tokens, _ = http
+    transport, client = http_client(url, tokens["alice"])
+    async with transport, client:
+        made = await client.call_tool("pika_text_to_video", {"prompt": "alice's", WAIT_SECONDS: 0})
+    transport, client = http_client(url, tokens["bob"], "auto")
+    async with transport, client:
+        peek = await client.call_tool("get_job", {"job_id": made.structured_content["job_id"]})
+    assert peek.is_error and "No job" in text_of(peek)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer vg_not-a-real-token", "Basic YWxpY2U6cHc=", "Bearer"])
+async def test_http_without_a_valid_token_is_401(http, header):
+    url, _, _ = http
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if header:
+        headers["Authorization"] = header
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with httpx.AsyncClient() as raw:
+        response = await raw.post(url, json=body, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "videogen accounts token" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("token", [None, "vg_wrong"])
+async def test_the_sdk_client_cannot_connect_without_a_valid_token(http, token):
+    url, _, _ = http
+    transport, client = http_client(url, token)
+    async with transport:
+        with pytest.raises(Exception):
+            async with client:
+                await client.list_tools()
+
+
+# -- HTTP as `videogen mcp --http` ------------------------------------------------------------
+
+async def test_the_http_command_serves_tokens_from_its_database_and_stops_on_sigterm(tmp_path):
+    env = server_env(tmp_path)
+    settings = Settings.model_validate({"storage": {"database": env["VIDEOGEN_DB"],
+                                                    "media_dir": env["VIDEOGEN_MEDIA_DIR"]}})
+    async with await Toolkit.open(settings) as kit:
+        await kit.ledger.add_account("carol")
+        token = await kit.ledger.create_token("carol")
+    process = await asyncio.create_subprocess_exec(
+        *SERVER, "mcp", "--http", "--port", "0", "--simulate", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=str(tmp_path))
+    try:
+        url = None
+        seen = b""
+        while url is None:
+            line = await asyncio.wait_for(process.stderr.readline(), 20)
+            assert line, seen.decode()
+            seen += line
+            if match := re.search(rb"streamable HTTP at (http://127\.0\.0\.1:\d+/mcp)", line):
+                url = match.group(1).decode()
+        transport, client = http_client(url, token)
+        async with transport, client:
+            result = await client.call_tool("pika_text_to_video", {"prompt": "from the command"})
+        assert not result.is_error, text_of(result)
+        assert result.structured_content["simulated"] is True and "path" not in result.structured_content["outputs"][0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0 and out == b""
