@@ -1,0 +1,181 @@
+"""``videogen mcp``: serve every model as MCP tools; ``videogen mcp install-claude``: set up Claude Desktop.
+
+    videogen mcp                          stdio, as the local account (Claude Desktop, local agents)
+    videogen mcp --http [--host H] [--port P]   streamable HTTP at /mcp, bearer token per account
+    videogen mcp --simulate               either transport against the built-in simulator (free)
+    videogen mcp install-claude [--write] print (or merge) the claude_desktop_config.json entry
+
+On stdio, stdout carries the protocol only: every message and log line goes to stderr.
+``register(commands)`` adds the command to the ``videogen`` parser; ``python -m agent_tools.cli_mcp``
+runs the same command on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import claude_desktop, cli_run
+from .config import Settings, load_settings
+from .errors import UserError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _log_to_stderr(verbose: bool = False) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("agent_tools").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def without_placeholder_keys(settings: Settings) -> Settings:
+    """Keys still reading ``<paste your FAL_KEY here>`` (from install-claude) count as unset."""
+    updates = {}
+    for section, var in (("fal", "FAL_KEY"), ("wavespeed", "WAVESPEED_API_KEY")):
+        current = getattr(settings, section)
+        if current.key is not None and claude_desktop.is_placeholder(current.key.get_secret_value()):
+            _say(f"note: {var} is still the placeholder from `videogen mcp install-claude`; paste the real key "
+                 "into claude_desktop_config.json (or the config file). Its models are refused until then.")
+            updates[section] = current.model_copy(update={"key": None})
+    return settings.model_copy(update=updates) if updates else settings
+
+
+# -- serving ------------------------------------------------------------------------------------
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    _log_to_stderr(args.verbose)
+    settings = without_placeholder_keys(load_settings(args.config))
+    try:
+        asyncio.run(_serve(settings, http=args.http, host=args.host or settings.mcp.host,
+                           port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    return 0
+
+
+async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool) -> None:
+    from .mcp_server import serve_http, serve_stdio
+    from .toolkit import Toolkit
+
+    _stop_on_sigterm()
+    async with cli_run.simulated(settings, simulate) as effective:
+        toolkit = await Toolkit.open(effective)
+        origin = {"simulated": True} if simulate else {}
+        try:
+            if http:
+                if host not in LOOPBACK:
+                    _say(f"warning: listening on {host}, reachable from other machines. Every request needs a "
+                         "bearer token, but traffic is plain HTTP: put a TLS reverse proxy in front of it.")
+
+                def ready(url: str) -> None:
+                    _say(f"videogen MCP server: streamable HTTP at {url}. Each request needs "
+                         "'Authorization: Bearer <token>' (`videogen accounts token ACCOUNT` makes one); "
+                         "Ctrl-C stops it.")
+
+                await serve_http(toolkit, host, port, origin=origin, on_ready=ready)
+            else:
+                _say("videogen MCP server on stdio, as the local account"
+                     + (" (simulated providers)" if simulate else "") + ".")
+                await serve_stdio(toolkit, origin=origin)
+        finally:
+            await toolkit.close()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed."""
+    if sys.platform == "win32":
+        return
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+# -- Claude Desktop -----------------------------------------------------------------------------
+
+def cmd_install_claude(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    entry = claude_desktop.server_entry(settings, include_keys=args.include_keys, simulate=args.simulate)
+    path = Path(args.config_file).expanduser() if args.config_file else claude_desktop.config_path()
+    placeholders = [var for var, value in entry.get("env", {}).items() if claude_desktop.is_placeholder(value)]
+    if args.write:
+        backup = claude_desktop.write_entry(path, entry, args.name)
+        print(f"Added the '{args.name}' server to {path}.")
+        if backup is not None:
+            print(f"The previous file is kept as {backup}.")
+    else:
+        print(claude_desktop.snippet(entry, args.name))
+        _say(f"\nMerge this into {path} (under \"mcpServers\", next to any servers already there), or run "
+             "`videogen mcp install-claude --write` to do it with a backup.")
+    if placeholders:
+        _say(f"Replace {' and '.join(placeholders)} in that entry with your key(s) (or put them in the config "
+             "file and run this again), or pass --include-keys to copy the keys this shell has.")
+    if args.include_keys and any(claude_desktop.is_secret(item) for item in entry.get("env", {}).items()):
+        _say("The entry contains your API keys: keep that file private.")
+    _say("Then quit Claude Desktop completely and start it again; the server's log is mcp-server-"
+         f"{args.name}.log in Claude's logs folder.")
+    return 0
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+def register(commands: Any) -> None:
+    """Add ``mcp`` (and ``mcp install-claude``) to the ``videogen`` sub-commands."""
+    mcp = commands.add_parser(
+        "mcp", help="serve every model as MCP tools (stdio or HTTP)",
+        description="Serve every model as an MCP tool, plus list_models, estimate_cost, get_job, wait_for_job, "
+                    "cancel_job, list_jobs and get_quota. Default: stdio as the local account (Claude Desktop). "
+                    "With --http: streamable HTTP at /mcp, each request authenticated by an account's bearer token.",
+        epilog="`videogen mcp install-claude` prints the Claude Desktop config entry.")
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    mcp.add_argument("--host", help="address to bind with --http (default: [mcp] host, 127.0.0.1)")
+    mcp.add_argument("--port", type=int, help="port with --http (default: [mcp] port, 8765; 0 picks a free one)")
+    mcp.add_argument("--simulate", action="store_true",
+                     help="use the built-in provider simulator: free, offline, test clips")
+    mcp.add_argument("--verbose", action="store_true", help="debug logging on stderr")
+    mcp.set_defaults(func=cmd_mcp)
+    sub = mcp.add_subparsers(dest="mcp_command", metavar="SUBCOMMAND")
+    install = sub.add_parser(
+        "install-claude", help="print or write the Claude Desktop config entry",
+        description="Print the claude_desktop_config.json entry that starts this videogen over stdio (absolute "
+                    "paths; keys as placeholders unless --include-keys). --write merges it into Claude Desktop's "
+                    "config file, keeping the other servers and a backup of the old file.")
+    install.add_argument("--write", action="store_true", help="merge the entry into the config file")
+    install.add_argument("--config-file", metavar="PATH",
+                         help=f"Claude Desktop config file (default here: {claude_desktop.config_path()})")
+    install.add_argument("--include-keys", action="store_true",
+                         help="copy the API keys this shell has into the entry instead of placeholders")
+    install.add_argument("--name", default=claude_desktop.SERVER_NAME, help="server name in Claude (default videogen)")
+    install.add_argument("--simulate", action="store_true", help="make Claude Desktop run it against the simulator")
+    install.set_defaults(func=cmd_install_claude)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A ``videogen`` parser with only the ``mcp`` command, for ``python -m agent_tools.cli_mcp``."""
+    parser = argparse.ArgumentParser(prog="videogen", description="videogen's MCP server.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $VIDEOGEN_CONFIG, ./videogen.toml, then the user config dir)")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
