@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from .jobs import FINAL, Job, JobState
 from .ledger import LimitStatus, resets_phrase
 from .money import format_usd, to_usd
-from .simulator.png import SIGNATURE, encode_png
 
 # -- budgets ---------------------------------------------------------------------------------
 
@@ -239,6 +238,7 @@ MAX_DECODE_PIXELS = 4_300_000
 """Larger images get no preview: pure-Python unfiltering costs about a second per megapixel."""
 MAX_PREVIEW_BYTES = 400_000
 
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
@@ -400,6 +400,8 @@ def downscale(image: DecodedPng, side: int = PREVIEW_SIDE) -> tuple[int, int, li
 
 def png_preview(path: str | Path, side: int = PREVIEW_SIDE) -> bytes | None:
     """A small PNG of an image file, or None when it cannot be read (not PNG, too large, corrupt)."""
+    from .simulator.png import encode_png  # imported here: the simulator package pulls in aiohttp
+
     try:
         image = decode_png(Path(path).read_bytes())
         while True:
