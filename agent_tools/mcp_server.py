@@ -257,9 +257,9 @@ class _Reporter:
     ``report_progress`` is a no-op when the client sent no progressToken, so this always reports.
     """
 
-    def __init__(self, ctx: ServerRequestContext[Any, Any], interval: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, ctx: ServerRequestContext[Any, Any], interval: float | None = None) -> None:
         self.ctx = ctx
-        self.interval = interval
+        self.interval = interval or HEARTBEAT_SECONDS
         self.start = time.monotonic()
         self.last = 0.0
         self.job: Job | None = None
@@ -578,6 +578,8 @@ def _problem(error: jsonschema.ValidationError) -> str:
 def _wait_seconds(spec: ModelSpec, arguments: dict[str, Any]) -> int:
     """Take ``wait_seconds`` out of the arguments; a bad value is reported with the model's own problems."""
     value = arguments.pop(WAIT_SECONDS, WAIT_SECONDS_DEFAULT)
+    if isinstance(value, str) and value.strip().isdigit():  # some hosts send numbers as strings
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= WAIT_SECONDS_MAX:
         return value
     if isinstance(value, float) and value.is_integer() and 0 <= value <= WAIT_SECONDS_MAX:

@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from agent_tools import mcp_server
 from agent_tools.catalog import CATALOG
 from agent_tools.config import Settings
 from agent_tools.mcp_server import (WAIT_SECONDS, WAIT_SECONDS_PROPERTY, VideogenServer, build_server,
@@ -160,10 +161,14 @@ async def test_several_images_get_smaller_previews_within_the_budget(kit):
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_job_that_outlasts_wait_seconds_returns_its_id_and_wait_for_job_finishes_it(kit, mode):
+async def test_a_job_that_outlasts_wait_seconds_returns_its_id_and_wait_for_job_finishes_it(kit, mode, monkeypatch):
+    monkeypatch.setattr(mcp_server, "HEARTBEAT_SECONDS", 0.2)
+    heard = Progress()
     async with Client(serve(kit), mode=mode) as client:
-        first = await client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=1.6] a slow fox", WAIT_SECONDS: 1})
+        first = await client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=1.6] a slow fox", WAIT_SECONDS: "1"},
+                                       progress_callback=heard)
         assert not first.is_error, text_of(first)
+        assert any("still working" in m for m in heard.messages)  # a heartbeat while nothing changes
         data = first.structured_content
         assert not data["done"] and data["state"] in ("queued", "running")
         assert data["cost_status"] == "reserved" and data["cost_usd"] == 0.2
