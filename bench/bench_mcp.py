@@ -92,8 +92,8 @@ class Pipe:
             await self.process.wait()
 
 
-async def spawn(command: list[str], env: dict[str, str], cwd: str) -> tuple[Pipe, float, int]:
-    """Start a server and complete the handshake and tools/list: (pipe, seconds, tool count)."""
+async def spawn(command: list[str], env: dict[str, str], cwd: str) -> tuple[Pipe, float, dict]:
+    """Start a server and complete the handshake and tools/list: (pipe, seconds, the tools/list result)."""
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -103,7 +103,7 @@ async def spawn(command: list[str], env: dict[str, str], cwd: str) -> tuple[Pipe
                                       "clientInfo": {"name": "bench", "version": "1"}})
     await pipe.notify("notifications/initialized")
     tools = await pipe.request("tools/list")
-    return pipe, time.perf_counter() - started, len(tools["tools"])
+    return pipe, time.perf_counter() - started, tools
 
 
 async def per_call(pipe: Pipe, name: str, arguments: dict, calls: int) -> list[float]:
@@ -134,10 +134,10 @@ async def main(rounds: int, calls: int) -> None:
         servers = {"videogen": [sys.executable, "-m", "agent_tools.cli_mcp", "mcp"],
                    "bare": [sys.executable, str(root / "bare_server.py")]}
         cold: dict[str, list[float]] = {name: [] for name in servers}
-        counts: dict[str, int] = {}
+        listed: dict[str, dict] = {}
         for _ in range(rounds):  # interleaved so both see the same machine state
             for name, command in servers.items():
-                pipe, seconds, counts[name] = await spawn(command, env, tmp)
+                pipe, seconds, listed[name] = await spawn(command, env, tmp)
                 cold[name].append(seconds)
                 await pipe.close()
         calls_s: dict[str, list[float]] = {}
@@ -151,9 +151,12 @@ async def main(rounds: int, calls: int) -> None:
 
     cold_v, cold_b = statistics.median(cold["videogen"]), statistics.median(cold["bare"])
     call_v, call_b = statistics.median(calls_s["videogen"]), statistics.median(calls_s["bare"])
+    counts = {name: len(result["tools"]) for name, result in listed.items()}
+    sizes = {name: len(json.dumps(result, ensure_ascii=False).encode()) for name, result in listed.items()}
     print(f"cold start (spawn → initialize → tools/list), median of {rounds}:")
     print(f"  videogen ({counts['videogen']} tools): {ms(cold_v)}   bare ({counts['bare']} tool): {ms(cold_b)}   "
           f"ratio {cold_v / cold_b:.2f}")
+    print(f"  tools/list result: videogen {sizes['videogen'] / 1024:.1f} KiB, bare {sizes['bare'] / 1024:.1f} KiB")
     print(f"tools/call, median of {calls} sequential calls over stdio:")
     print(f"  videogen estimate_cost: {ms(call_v)} (p95 {ms(sorted(calls_s['videogen'])[int(calls * 0.95)])})   "
           f"bare echo: {ms(call_b)} (p95 {ms(sorted(calls_s['bare'])[int(calls * 0.95)])})   "
