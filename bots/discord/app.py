@@ -1,0 +1,146 @@
+"""The bot process: a ``discord.Client`` around one Toolkit.
+
+Start-up (``setup_hook``, after login and before the gateway connects): register the restart-safe
+buttons, create the bot's two tables, sync the slash commands if their payload changed since the
+last sync (a hash per application and target in ``discord_meta``; Discord allows 200 command
+creates a day per guild, so syncing on every start is a mistake), then resume every delivery a
+previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import discord
+
+from agent_tools.config import Settings
+from agent_tools.errors import UserError
+from agent_tools.toolkit import Account, Toolkit
+
+from .commands import CommandTree, install, payload
+from .delivery import Deliveries
+from .payloads import payload_hash, validate_payload
+from .state import BotState
+from .views import JobButton
+
+log = logging.getLogger(__name__)
+
+MISSING_TOKEN = ("No Discord bot token: set DISCORD_TOKEN (or [discord] token in the config file). Create one in the "
+                 "Discord Developer Portal → your application → Bot → Reset Token.")
+
+
+def role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """The member's role ids as Discord sent them with the interaction.
+
+    ``Member.roles`` only lists roles of a cached guild; the ids themselves always arrive with the
+    interaction, and role limits and admin roles need exactly those ids.
+    """
+    return tuple(getattr(user, "_roles", ()) or ())
+
+
+class VideoBot(discord.Client):
+    def __init__(self, toolkit: Toolkit, *, clock: Callable[[], float] = time.time, progress_interval: float = 5.0,
+                 expiry_margin: float = 60.0, simulated: bool = False, force_sync: bool = False,
+                 intents: discord.Intents | None = None, **options: Any) -> None:
+        super().__init__(intents=intents or discord.Intents(guilds=True), **options)
+        self.toolkit = toolkit
+        self.clock = clock
+        self.progress_interval = progress_interval
+        """Seconds between progress edits of one job's message (Discord rate-limits edits)."""
+        self.expiry_margin = expiry_margin
+        """Stop using an interaction's token this many seconds before its 15 minutes end."""
+        self.simulated = simulated
+        self.force_sync = force_sync
+        self.tz = ZoneInfo(toolkit.settings.quotas.timezone)
+        self.tree = CommandTree(self)
+        install(self.tree)
+        self.state = BotState(toolkit.db, clock=clock)
+        self.deliveries = Deliveries(self)
+
+    @property
+    def settings(self) -> Settings:
+        return self.toolkit.settings
+
+    async def account_for(self, interaction: discord.Interaction) -> Account:
+        return await self.toolkit.account_for_discord(interaction.user.id, interaction.guild_id,
+                                                      role_ids(interaction.user))
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Everything start-up does that needs no network: buttons and tables."""
+        self.add_dynamic_items(JobButton)
+        await self.state.ensure()
+
+    async def setup_hook(self) -> None:
+        await self.prepare()
+        await self.sync_commands(force=self.force_sync)
+        resumed = await self.deliveries.resume()
+        if resumed:
+            log.info("resumed %d Discord job(s) from before the restart: %s", len(resumed), ", ".join(resumed))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (application %s) in %d guild(s)", self.user, self.application_id, len(self.guilds))
+
+    def command_payload(self) -> list[dict[str, Any]]:
+        return payload(self.tree)
+
+    async def sync_commands(self, *, force: bool = False) -> list[str]:
+        """Sync to each configured guild (instant) or globally, only where the payload changed."""
+        commands = self.command_payload()
+        problems = validate_payload(commands)
+        if problems:
+            raise UserError("The slash commands break Discord's limits:\n  " + "\n  ".join(problems))
+        digest = payload_hash(commands)
+        guild_ids = self.settings.discord.guild_ids
+        targets: list[discord.Object | None] = [discord.Object(g) for g in guild_ids] or [None]
+        synced = []
+        for guild in targets:
+            where = f"guild {guild.id}" if guild else "global"
+            key = f"commands:{self.application_id}:{where}"
+            if not force and await self.state.get(key) == digest:
+                log.info("slash commands unchanged (%s); not syncing", where)
+                continue
+            if guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            try:
+                await self.tree.sync(guild=guild)
+            except discord.Forbidden:
+                log.error("Discord refused to register the commands (%s): invite the bot with the scopes "
+                          "'bot applications.commands' (and check the guild id).", where)
+                continue
+            except discord.HTTPException as exc:
+                log.error("syncing the slash commands (%s) failed: %s", where, exc)
+                continue
+            await self.state.put(key, digest)
+            synced.append(where)
+            log.info("slash commands synced (%s)", where)
+        return synced
+
+    async def close(self) -> None:
+        await self.deliveries.aclose()
+        await super().close()
+
+
+async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool = False) -> None:
+    """Run the bot until it is stopped. ``simulate``: providers are the built-in simulator."""
+    from agent_tools.cli_run import simulated
+
+    token = settings.discord.token
+    if token is None or not token.get_secret_value().strip():
+        raise UserError(MISSING_TOKEN)
+    async with simulated(settings, simulate) as effective:
+        toolkit = await Toolkit.open(effective)
+        bot = VideoBot(toolkit, simulated=simulate, force_sync=force_sync)
+        try:
+            async with bot:
+                await bot.start(token.get_secret_value().strip())
+        except discord.LoginFailure:
+            raise UserError("Discord refused the bot token (401 Unauthorized): copy it again from the Developer "
+                            "Portal → Bot → Reset Token, into DISCORD_TOKEN.") from None
+        finally:
+            await toolkit.close()

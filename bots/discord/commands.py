@@ -1,0 +1,305 @@
+"""The slash commands: ``/video <model>`` and ``/image <model>`` generated from the catalog, and
+``/models``, ``/quota``, ``/jobs``, ``/cancel`` and ``/admin``.
+
+A model's subcommand has a synthetic signature built from ``options.plan_tool`` (one
+``SchemaOption`` transformer per option carries type, range and choices), so discord.py derives
+the options itself. Descriptions are shortened, all by the same amount, until each top-level command
+fits Discord's 8,000 characters; ``payloads.validate_payload`` checks the result.
+
+Callbacks stay thin: they find the bot through ``interaction.client`` and call the Toolkit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from datetime import date
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice, Transformer
+from discord.enums import AppCommandOptionType
+
+from agent_tools.catalog import CATALOG, ModelSpec, OutputKind
+from agent_tools.errors import UserError
+from agent_tools.ledger import Limits, parse_usd
+from agent_tools.toolkit import Account
+
+from . import render
+from .delivery import reply_private
+from .options import OptionPlan, ToolPlan, plan_tool, shorten
+from .payloads import MAX_COMMAND_CHARS
+
+log = logging.getLogger(__name__)
+P = inspect.Parameter
+
+OPTION_TYPES = {"string": AppCommandOptionType.string, "integer": AppCommandOptionType.integer,
+                "number": AppCommandOptionType.number, "boolean": AppCommandOptionType.boolean,
+                "attachment": AppCommandOptionType.attachment}
+GROUPS = {
+    OutputKind.VIDEO: ("video", "Generate a video with a hosted model; the price is shown before it runs"),
+    OutputKind.IMAGES: ("image", "Generate images with a hosted model; the price is shown before it runs"),
+}
+DESCRIPTION_LIMITS = range(100, 29, -5)
+GUILD_ONLY: dict[str, Any] = {"guild_only": True, "allowed_contexts": app_commands.AppCommandContext(guild=True),
+                              "allowed_installs": app_commands.AppInstallationType(guild=True)}
+
+
+class SchemaOption(Transformer):
+    """One option's Discord type, range and choices, read from its ``OptionPlan``."""
+
+    def __init__(self, plan: OptionPlan) -> None:
+        self.plan = plan
+
+    @property
+    def type(self) -> AppCommandOptionType:
+        return OPTION_TYPES[self.plan.kind]
+
+    @property
+    def min_value(self) -> int | float | None:
+        return self.plan.min_length if self.plan.kind == "string" else self.plan.min_value
+
+    @property
+    def max_value(self) -> int | float | None:
+        return self.plan.max_length if self.plan.kind == "string" else self.plan.max_value
+
+    @property
+    def choices(self) -> list[Choice[Any]] | None:
+        return [Choice(name=name, value=value) for name, value in self.plan.choices] or None
+
+    async def transform(self, interaction: discord.Interaction, value: Any, /) -> Any:
+        return value  # checked again by the model's own validation in the Toolkit
+
+
+class NotAdmin(app_commands.CheckFailure):
+    def __init__(self) -> None:
+        super().__init__("Only the bot's admins can use /admin. Admins are Discord users or roles listed in the "
+                         "bot's config ([admins] discord_user_ids / discord_role_ids).")
+
+
+def subcommand_description(spec: ModelSpec) -> str:
+    return shorten(f"{spec.title} · {spec.price_unit}", 100)
+
+
+def tool_command(plan: ToolPlan, limit: int, parent: app_commands.Group) -> app_commands.Command[Any, ..., Any]:
+    params = [P("interaction", P.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
+    for option in plan.options:
+        params.append(P(option.name, P.KEYWORD_ONLY, annotation=SchemaOption(option),
+                        default=P.empty if option.required else None))
+
+    async def callback(interaction: discord.Interaction, **values: Any) -> None:
+        await interaction.client.deliveries.run_command(interaction, plan, values)  # type: ignore[attr-defined]
+
+    callback.__name__ = callback.__qualname__ = plan.spec.tool
+    callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command = app_commands.Command(name=plan.spec.tool, description=subcommand_description(plan.spec),
+                                   callback=callback, parent=parent, extras={"tool": plan.spec.tool})
+    app_commands.describe(**{o.name: o.description(limit) for o in plan.options})(command)
+    return command
+
+
+def fit_limit(name: str, description: str, plans: list[ToolPlan]) -> int:
+    """The longest option description (≤ 100) at which the whole command fits 8,000 characters."""
+    head = len(name) + len(description) + sum(len(p.spec.tool) + len(subcommand_description(p.spec)) for p in plans)
+    for limit in DESCRIPTION_LIMITS:
+        if head + sum(plan.chars(limit) for plan in plans) <= MAX_COMMAND_CHARS:
+            return limit
+    raise ValueError(f"/{name} does not fit Discord's {MAX_COMMAND_CHARS} characters even with short descriptions")
+
+
+def model_groups() -> list[app_commands.Group]:
+    """``/video`` and ``/image``, one subcommand per catalog entry of that output kind."""
+    groups = []
+    for kind, (name, description) in GROUPS.items():
+        plans = [plan_tool(spec) for spec in CATALOG.values() if spec.output.kind is kind]
+        if not plans:
+            continue
+        group = app_commands.Group(name=name, description=description, **GUILD_ONLY)
+        limit = fit_limit(name, description, plans)
+        for plan in plans:
+            group.add_command(tool_command(plan, limit, group))
+        groups.append(group)
+    return groups
+
+
+# -- /models, /quota, /jobs, /cancel -------------------------------------------------------------
+
+async def models(interaction: discord.Interaction) -> None:
+    bot: Any = interaction.client
+    await interaction.response.send_message(embed=render.models_embed(bot.toolkit.list_tools(), bot.toolkit.settings),
+                                            ephemeral=True)
+
+
+async def quota(interaction: discord.Interaction) -> None:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    statuses = await bot.toolkit.quota_status(account)
+    await interaction.response.send_message(render.quota_text(statuses, bot.clock(), bot.tz), ephemeral=True)
+
+
+async def jobs(interaction: discord.Interaction) -> None:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    recent = await bot.toolkit.list_jobs(account, limit=10)
+    await interaction.response.send_message(render.jobs_text(recent, bot.clock()), ephemeral=True)
+
+
+async def cancel(interaction: discord.Interaction, job: str) -> None:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    found, message = await bot.toolkit.cancel_job(account, job.strip())
+    await interaction.followup.send(f"Job `{found.id}`: {message}", ephemeral=True)
+
+
+async def cancel_autocomplete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    running = [j for j in await bot.toolkit.list_jobs(account, limit=25) if not j.finished]
+    return [Choice(name=shorten(f"{j.id} · {j.tool} · {j.state.value}", 100), value=j.id)
+            for j in running if current.lower() in j.id][:25]
+
+
+def utility_commands() -> list[app_commands.Command[Any, ..., Any]]:
+    made = [
+        app_commands.command(name="models", description="Every model you can run, with its starting price")(models),
+        app_commands.command(name="quota", description="Your limits, what you have spent and when they reset")(quota),
+        app_commands.command(name="jobs", description="Your recent jobs and their state")(jobs),
+    ]
+    stop = app_commands.command(name="cancel", description="Cancel one of your running jobs")(cancel)
+    app_commands.describe(job="The job id (shown under the progress message; suggestions list your running jobs)")(stop)
+    app_commands.autocomplete(job=cancel_autocomplete)(stop)
+    made.append(stop)
+    for command in made:
+        app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)(command)
+        app_commands.allowed_installs(guilds=True, users=False)(command)
+        app_commands.guild_only()(command)  # after allowed_contexts, which resets it
+    return made
+
+
+# -- /admin ------------------------------------------------------------------------------------
+
+def _scope(interaction: discord.Interaction, user: discord.User | None, role: discord.Role | None
+           ) -> tuple[str, str | None, str]:
+    """(scope, id or None for a user still to resolve, label) for at most one of user/role, else the guild."""
+    if user is not None and role is not None:
+        raise UserError("Give a user or a role, not both (neither means this server).")
+    if user is not None:
+        return "account", None, f"{user.mention}"
+    if role is not None:
+        return "role", str(role.id), f"role {role.mention}"
+    return "guild", str(interaction.guild_id), "this server"
+
+
+class AdminGroup(app_commands.Group):
+    """Hidden by default from members without Manage Server; checked again against the configured admins."""
+
+    def __init__(self) -> None:
+        super().__init__(name="admin", description="Limits and spend for this server (bot admins only)",
+                         default_permissions=discord.Permissions(manage_guild=True), **GUILD_ONLY)
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        account = await interaction.client.account_for(interaction)  # type: ignore[attr-defined]
+        if not account.is_admin:
+            raise NotAdmin()
+        return True
+
+    @staticmethod
+    async def _resolve(interaction: discord.Interaction, user: discord.User | None, role: discord.Role | None
+                       ) -> tuple[Account, str, str, str]:
+        bot: Any = interaction.client
+        admin = await bot.account_for(interaction)
+        scope, scope_id, label = _scope(interaction, user, role)
+        if scope_id is None and user is not None:
+            scope_id = (await bot.toolkit.account_for_discord(user.id)).name
+            label += f" (account {scope_id})"
+        return admin, scope, scope_id or "", label
+
+    @app_commands.command(name="limits", description="Show the limit overrides of a user, a role or this server")
+    @app_commands.describe(user="Whose limits (default: this server's)", role="A role's limits instead")
+    async def limits(self, interaction: discord.Interaction, user: discord.User | None = None,
+                     role: discord.Role | None = None) -> None:
+        bot: Any = interaction.client
+        admin, scope, scope_id, label = await self._resolve(interaction, user, role)
+        stored = await bot.toolkit.stored_limits(admin, scope, scope_id)
+        lines = [render.limits_text(label, stored)]
+        if user is not None:
+            member_roles = tuple(str(r.id) for r in getattr(user, "roles", ()) if not r.is_default())
+            who = await bot.toolkit.account_for_discord(user.id, interaction.guild_id, member_roles)
+            lines.append(render.quota_text(await bot.toolkit.quota_status(who), bot.clock(), bot.tz))
+        await interaction.response.send_message(render.shorten_lines(lines), ephemeral=True)
+
+    @app_commands.command(name="set-limits", description="Set limits for a user, a role or this server")
+    @app_commands.describe(daily="Dollars per calendar day, e.g. 5 or 2.50", monthly="Dollars per calendar month",
+                           concurrent="Jobs running at once", hourly="Jobs started per hour",
+                           warn_at="Warn when this share of a budget is used, e.g. 0.8",
+                           user="Whose limits (default: this server's)", role="A role's limits instead")
+    async def set_limits(self, interaction: discord.Interaction, daily: str | None = None, monthly: str | None = None,
+                         concurrent: app_commands.Range[int, 0, 1_000_000] | None = None,
+                         hourly: app_commands.Range[int, 0, 1_000_000] | None = None,
+                         warn_at: app_commands.Range[float, 0.01, 1.0] | None = None,
+                         user: discord.User | None = None, role: discord.Role | None = None) -> None:
+        bot: Any = interaction.client
+        if all(v is None for v in (daily, monthly, concurrent, hourly, warn_at)):
+            raise UserError("Give at least one of daily, monthly, concurrent, hourly or warn_at.")
+        limits = Limits(daily_micros=None if daily is None else parse_usd(daily, "daily"),
+                        monthly_micros=None if monthly is None else parse_usd(monthly, "monthly"),
+                        concurrent_jobs=concurrent, jobs_per_hour=hourly, warn_at=warn_at)
+        admin, scope, scope_id, label = await self._resolve(interaction, user, role)
+        merged = await bot.toolkit.set_limits(admin, scope, scope_id, limits)
+        await interaction.response.send_message("Saved. " + render.limits_text(label, merged), ephemeral=True)
+
+    @app_commands.command(name="spend", description="Spend per account, model or day")
+    @app_commands.describe(by="How to group it (default account)", since="From this date, YYYY-MM-DD (default: all)")
+    async def spend(self, interaction: discord.Interaction, by: Literal["account", "model", "day"] = "account",
+                    since: str | None = None) -> None:
+        bot: Any = interaction.client
+        try:
+            start = date.fromisoformat(since) if since else None
+        except ValueError:
+            raise UserError(f"since takes a date as YYYY-MM-DD, not '{since}'.") from None
+        admin = await bot.account_for(interaction)
+        rows = await bot.toolkit.spend_report(admin, by=by, since=start, all_accounts=True)
+        await interaction.response.send_message(render.spend_text(rows, by), ephemeral=True)
+
+
+# -- the tree ------------------------------------------------------------------------------------
+
+class CommandTree(app_commands.CommandTree):
+    """Every refusal is an ephemeral message that says what to do; nothing else is ever shown."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserError):
+            text = render.user_error(original)
+        elif isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You cannot use this command here."
+        else:
+            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
+            text = render.INTERNAL_ERROR
+        try:
+            await reply_private(interaction, text)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error in interaction %s", interaction.id)
+
+
+def install(tree: app_commands.CommandTree) -> None:
+    """Add every command to ``tree`` (fresh objects each time, so several trees can coexist)."""
+    for group in model_groups():
+        tree.add_command(group)
+    for command in utility_commands():
+        tree.add_command(command)
+    tree.add_command(AdminGroup())
+
+
+def payload(tree: app_commands.CommandTree) -> list[dict[str, Any]]:
+    """The JSON that ``tree.sync()`` would send."""
+    return [command.to_dict(tree) for command in tree.get_commands()]
+
+
+def build_payload() -> list[dict[str, Any]]:
+    """The payload without a bot, a token or a database: for ``--dump-commands`` and the tests."""
+    tree = CommandTree(discord.Client(intents=discord.Intents.none()))
+    install(tree)
+    return payload(tree)

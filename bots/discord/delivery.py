@@ -1,0 +1,377 @@
+"""A generation from a slash command or a button to the posted result, across the 15-minute rule
+and across restarts.
+
+The path: validate and price (no I/O, so a refusal is an ephemeral first response) → defer within
+Discord's 3 seconds → submit through the Toolkit → one progress message, edited at most once per
+``progress_interval`` → the result posted as a new message that mentions the user, with the file
+attached when it fits ``interaction.filesize_limit`` and a link otherwise.
+
+An interaction's token lasts 15 minutes. ``Reply`` uses it while it lives (with a safety margin)
+and then the bot's own token: the progress message is edited through the channel endpoint and
+the result is a plain channel message. A job's ``origin`` stores the channel, message, user and
+limits, so after a restart ``Deliveries.resume`` can finish what the last process started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from agent_tools.catalog import CATALOG, OutputKind, get
+from agent_tools.errors import InvalidArguments, UserError
+from agent_tools.jobs import UNFINISHED, Job, JobNotFound, JobState
+from agent_tools.toolkit import Account
+
+from . import render, views
+from .options import ToolPlan, collect_arguments
+
+if TYPE_CHECKING:
+    from .app import VideoBot
+
+log = logging.getLogger(__name__)
+
+EXPIRED_TOKEN_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+TOO_LARGE_CODES = {40005}
+MAX_FILES = 10
+MAX_REQUEST_BYTES = 25 * 2**20
+RESUME_EVERY = 12
+"""While a job waits to be sent, ask the Toolkit to resume stale jobs every this many intervals."""
+
+
+def _expired(exc: discord.HTTPException) -> bool:
+    return exc.code in EXPIRED_TOKEN_CODES or exc.status == 401
+
+
+class Reply:
+    """Where one job's messages go: the interaction's webhook while its token lives, then the bot's token."""
+
+    def __init__(self, bot: "VideoBot", *, channel_id: int, guild_id: int | None, user_id: int, message_id: int,
+                 expires_at: float | None = None, filesize_limit: int | None = None,
+                 interaction: discord.Interaction | None = None) -> None:
+        self.bot = bot
+        self.channel_id = channel_id
+        self.guild_id = guild_id
+        self.user_id = user_id
+        self.message_id = message_id
+        self.expires_at = expires_at
+        self.filesize_limit = filesize_limit
+        self.interaction = interaction
+
+    @classmethod
+    def from_origin(cls, bot: "VideoBot", origin: Mapping[str, Any]) -> "Reply":
+        """After a restart: the same channel and message, through the bot's token only."""
+        guild = origin.get("guild_id")
+        return cls(bot, channel_id=int(origin["channel_id"]), guild_id=int(guild) if guild else None,
+                   user_id=int(origin["user_id"]), message_id=int(origin["message_id"]),
+                   expires_at=origin.get("expires_at"), filesize_limit=origin.get("filesize_limit"))
+
+    @property
+    def live(self) -> bool:
+        """Whether the interaction token may still be used (``expiry_margin`` before its 15 minutes end)."""
+        return (self.interaction is not None and self.expires_at is not None
+                and self.bot.clock() < self.expires_at - self.bot.expiry_margin)
+
+    def upload_limit(self) -> int:
+        """Bytes one uploaded file may have: the interaction's limit, or the guild's for the bot's own posts."""
+        if self.live and self.interaction is not None:
+            return self.interaction.filesize_limit
+        guild = self.bot.get_guild(self.guild_id) if self.guild_id else None
+        if guild is not None:
+            return guild.filesize_limit
+        return min(self.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES,
+                   discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
+
+    def _mention(self, content: str) -> dict[str, Any]:
+        return {"content": content,
+                "allowed_mentions": discord.AllowedMentions(everyone=False, roles=False,
+                                                            users=[discord.Object(self.user_id)])}
+
+    async def edit(self, **fields: Any) -> None:
+        """Edit the progress message."""
+        if self.live and self.interaction is not None:
+            try:
+                await self.interaction.edit_original_response(**fields)
+                return
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                self.interaction = None
+        await self._channel().get_partial_message(self.message_id).edit(**fields)
+
+    async def post(self, content: str, **fields: Any) -> discord.Message | None:
+        """A new public message that mentions (and so notifies) the user."""
+        if self.live and self.interaction is not None:
+            try:
+                return await self.interaction.followup.send(**self._mention(content), wait=True, **fields)
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                self.interaction = None
+        return await self._channel().send(**self._mention(content), **fields)
+
+    async def private(self, content: str) -> None:
+        """Only for the user while the token lives; after that a channel message that mentions them."""
+        if self.live and self.interaction is not None:
+            try:
+                await self.interaction.followup.send(content, ephemeral=True)
+                return
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                self.interaction = None
+        await self._channel().send(**self._mention(f"<@{self.user_id}> {content}"))
+
+
+async def reply_private(interaction: discord.Interaction, content: str) -> None:
+    """An ephemeral answer, as the first response or as a followup."""
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True)
+    else:
+        await interaction.response.send_message(content, ephemeral=True)
+
+
+class Deliveries:
+    """Starts generations for interactions and follows every job the bot must report on."""
+
+    def __init__(self, bot: "VideoBot") -> None:
+        self.bot = bot
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def toolkit(self):  # noqa: ANN201 - the Toolkit, typed on the bot
+        return self.bot.toolkit
+
+    # -- starting ----------------------------------------------------------------------------
+
+    async def run_command(self, interaction: discord.Interaction, plan: ToolPlan, values: Mapping[str, Any]) -> None:
+        """A model's slash command: Discord values → arguments → a job."""
+        arguments, problems = collect_arguments(plan, values)
+        if problems:
+            fields = {field for field, _ in problems}
+            texts = [text for _, text in problems]
+            try:
+                self.toolkit.estimate(plan.spec.tool, arguments)
+            except InvalidArguments as exc:
+                texts += [p for p in exc.problems if p.split(":", 1)[0].split(".")[0] not in fields]
+            raise InvalidArguments(plan.spec.tool, texts)
+        await self.start(interaction, plan.spec.tool, arguments)
+
+    async def start(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any], *,
+                    note: str | None = None) -> Job | None:
+        """Price, defer, submit, show progress; the job is followed in the background."""
+        estimate = self.toolkit.estimate(tool, arguments)  # InvalidArguments → an ephemeral first response
+        await interaction.response.defer(thinking=True)
+        message = await interaction.original_response()
+        account = await self.bot.account_for(interaction)
+        origin = {"surface": "discord", "channel_id": str(interaction.channel_id), "user_id": str(interaction.user.id),
+                  "guild_id": str(interaction.guild_id) if interaction.guild_id else None,
+                  "message_id": str(message.id), "interaction_id": str(interaction.id),
+                  "expires_at": interaction.expires_at.timestamp(), "filesize_limit": interaction.filesize_limit}
+        if self.bot.simulated:
+            origin["simulated"] = True
+        try:
+            job = await self.toolkit.generate(account, tool, arguments, wait=0, allow_local_files=False,
+                                              idempotency_key=f"discord-{interaction.id}", origin=origin)
+        except UserError as exc:
+            await self._withdraw(interaction, render.user_error(exc))
+            return None
+        except Exception:
+            await self._withdraw(interaction, render.INTERNAL_ERROR)
+            raise
+        await self.bot.state.expect(job.id)
+        budget = render.budget_line(await self.toolkit.quota_status(account))
+        header = render.Header(cost=render.quote_text(estimate.quote), budget=budget,
+                               warnings=self.toolkit.warnings.pop(job.id, ()), note=note)
+        reply = Reply(self.bot, channel_id=interaction.channel_id or message.channel.id, guild_id=interaction.guild_id,
+                      user_id=interaction.user.id, message_id=message.id,
+                      expires_at=origin["expires_at"], filesize_limit=interaction.filesize_limit,
+                      interaction=interaction)
+        self.follow(job, reply, header)
+        return job
+
+    async def _withdraw(self, interaction: discord.Interaction, text: str) -> None:
+        """Replace the public "thinking…" with an answer only the user sees."""
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.warning("could not delete the deferred response of interaction %s", interaction.id)
+        await interaction.followup.send(text, ephemeral=True)
+
+    # -- following ---------------------------------------------------------------------------
+
+    def follow(self, job: Job, reply: Reply, header: render.Header) -> asyncio.Task[None]:
+        task = self.tasks.get(job.id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._follow(job, reply, header), name=f"discord-follow-{job.id}")
+            self.tasks[job.id] = task
+            task.add_done_callback(lambda t, j=job.id: self.tasks.pop(j, None) if self.tasks.get(j) is t else None)
+        return task
+
+    async def _follow(self, job: Job, reply: Reply, header: render.Header) -> None:
+        interval = self.bot.progress_interval
+        account = Account(job.account)
+        loop = asyncio.get_running_loop()
+        shown: dict[str, Any] | None = None
+        ticks = 0
+        try:
+            while True:
+                embed = render.job_embed(job, header, now=self.bot.clock(), simulated=self.bot.simulated)
+                if job.finished:
+                    break
+                if embed.to_dict() != shown:
+                    await self._edit_progress(reply, embed=embed, view=views.progress_view(job.id))
+                    shown = embed.to_dict()
+                started = loop.time()
+                job = await self.toolkit.wait_for_job(account, job.id, timeout=interval)
+                ticks += 1
+                if not job.finished:
+                    if job.state not in (JobState.QUEUED, JobState.RUNNING, JobState.FETCHING) \
+                            and ticks % RESUME_EVERY == 0:
+                        await self.toolkit.resume()  # a job stuck in "submitting" by a dead process
+                    await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+            await self.deliver(job, reply, embed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("following job %s failed; it will be picked up again on the next start", job.id)
+
+    async def _edit_progress(self, reply: Reply, **fields: Any) -> None:
+        """A progress edit that fails (message deleted, a hiccup) must not stop the job's delivery."""
+        try:
+            await reply.edit(**fields)
+        except discord.HTTPException as exc:
+            log.warning("could not edit the progress message %s: %s", reply.message_id, exc)
+
+    async def deliver(self, job: Job, reply: Reply, embed: discord.Embed | None = None) -> None:
+        """Post a finished job's outcome and remember that it was posted."""
+        embed = embed or render.job_embed(job, render.resumed_header(job), now=self.bot.clock())
+        await self._edit_progress(reply, embed=embed, view=None)
+        message = None
+        if job.state is JobState.SUCCEEDED:
+            message = await self._post_result(job, reply)
+        elif job.state in (JobState.FAILED, JobState.UNKNOWN):
+            await reply.private(render.failure_text(job))
+        await self.bot.state.delivered(job.id, message.id if message is not None else None)
+
+    async def _post_result(self, job: Job, reply: Reply) -> discord.Message | None:
+        limit = reply.upload_limit()
+        uploads, links, total = [], [], 0
+        for index, output in enumerate(job.outputs):
+            path = output.get("path")
+            size = output.get("size") or 0
+            fits = (path and Path(path).is_file() and size <= limit and len(uploads) < MAX_FILES
+                    and total + size <= MAX_REQUEST_BYTES)
+            if fits:
+                uploads.append(output)
+                total += size
+            else:
+                links.append(render.link_line(index, len(job.outputs), output, limit))
+        view = views.result_view(job, self.animate_label(job))
+        content = render.result_content(job, reply.user_id, links, now=self.bot.clock())
+        files = [discord.File(o["path"], filename=Path(o["path"]).name.split("-", 1)[-1]) for o in uploads]
+        try:
+            return await reply.post(content, files=files, view=view) if files else await reply.post(content, view=view)
+        except discord.HTTPException as exc:
+            if not (exc.status == 413 or exc.code in TOO_LARGE_CODES):
+                raise
+            links = [render.link_line(i, len(job.outputs), o, 0) for i, o in enumerate(job.outputs)]
+            return await reply.post(render.result_content(job, reply.user_id, links, now=self.bot.clock()), view=view)
+        finally:
+            for file in files:
+                file.close()
+
+    # -- buttons -----------------------------------------------------------------------------
+
+    def animate_label(self, job: Job) -> str | None:
+        """``Animate (Hailuo 02, $0.27)`` on image results, else None."""
+        spec = CATALOG.get(job.tool)
+        if spec is None or spec.output.kind is not OutputKind.IMAGES:
+            return None
+        animate = get(views.ANIMATE_TOOL)
+        quote = animate.default_quote(self.toolkit.settings.price_overrides(animate.tool))
+        return f"Animate ({render.model_name(animate)}, {quote.usd})"
+
+    async def on_button(self, interaction: discord.Interaction, action: str, job: Job, account: Account,
+                        index: int | None) -> None:
+        if action == "cancel":
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            _, message = await self.toolkit.cancel_job(account, job.id)
+            await interaction.followup.send(message, ephemeral=True)
+        elif action == "reroll":
+            await self.start(interaction, job.tool, reroll_arguments(job),
+                             note=f"Re-roll of job {job.id} with a new seed")
+        elif action == "animate":
+            position = index or 0
+            attachments = interaction.message.attachments if interaction.message else []
+            url = (attachments[position].url if position < len(attachments)
+                   else (job.outputs[position]["url"] if position < len(job.outputs) else None))
+            if not url:
+                await reply_private(interaction, "That image is no longer available to animate.")
+                return
+            animate = get(views.ANIMATE_TOOL)
+            await self.start(interaction, animate.tool, animate_arguments(job, url),
+                             note=f"Animating image {position + 1} of job {job.id} with {animate.title} "
+                                  f"(the bot's default image-to-video model; `/video` offers the others)")
+
+    # -- restarts ----------------------------------------------------------------------------
+
+    async def resume(self) -> list[str]:
+        """Follow or post every Discord job whose outcome was not posted yet; returns their ids."""
+        pending = await self.bot.state.pending()
+        known = await self.bot.state.known()
+        for job in await self.toolkit.engine.list(states=UNFINISHED, limit=10_000):
+            if job.origin.get("surface") == "discord" and job.id not in known:
+                await self.bot.state.expect(job.id)
+                pending.append(job.id)
+        resumed = []
+        for job_id in pending:
+            try:
+                job = await self.toolkit.engine.get(job_id)
+            except JobNotFound:
+                await self.bot.state.delivered(job_id)
+                continue
+            if not {"channel_id", "user_id", "message_id"} <= set(job.origin):
+                await self.bot.state.delivered(job_id)
+                continue
+            reply = Reply.from_origin(self.bot, job.origin)
+            self.follow(job, reply, render.resumed_header(job))
+            resumed.append(job_id)
+        return resumed
+
+    async def aclose(self) -> None:
+        """Stop following (the jobs go on; the next start resumes them)."""
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def reroll_arguments(job: Job) -> dict[str, Any]:
+    """The job's parameters with a new random seed (when the model takes one)."""
+    spec = get(job.tool)
+    arguments = {k: v for k, v in job.params.items() if v != "**********"}
+    seed = spec.schema().get("properties", {}).get("seed")
+    if seed is not None:
+        low = max(seed.get("minimum", 0), 0)
+        high = min(seed.get("maximum", 2**31 - 1), 2**31 - 1)
+        arguments["seed"] = random.randint(low, high)
+    return arguments
+
+
+def animate_arguments(job: Job, image_url: str) -> dict[str, Any]:
+    """Arguments for the default image-to-video model: the image, and the image's prompt."""
+    spec = get(views.ANIMATE_TOOL)
+    field = next(iter(spec.media_fields()))
+    arguments: dict[str, Any] = {field: image_url}
+    if "prompt" in spec.schema().get("properties", {}):
+        arguments["prompt"] = job.params.get("prompt") or "gentle natural motion"
+    return arguments

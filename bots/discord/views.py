@@ -1,0 +1,84 @@
+"""Buttons that keep working after a restart: the action and job id live in the ``custom_id``.
+
+``JobButton`` is a ``discord.ui.DynamicItem`` registered once with ``client.add_dynamic_items``;
+Discord sends back ``vg:<action>:<job id>[:<image>]`` and the state comes from the job record, never
+from memory. The Toolkit decides who may touch a job: ``get_job`` shows a job only to its owner or
+an admin, so a stranger's click is refused before anything happens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from agent_tools.catalog import CATALOG, OutputKind
+from agent_tools.jobs import Job, JobNotFound
+
+from . import render
+
+ANIMATE_TOOL = "hailuo_02_image_to_video"
+"""Animate's model: the cheapest image-to-video here ($0.27 for 6 s at 768P), good motion, and its
+image is a first frame, so the clip starts on the picture that was clicked."""
+
+MAX_ANIMATE_BUTTONS = 4
+LABELS = {"cancel": "Cancel", "reroll": "Re-roll", "animate": "Animate"}
+STYLES = {"cancel": discord.ButtonStyle.danger, "reroll": discord.ButtonStyle.primary,
+          "animate": discord.ButtonStyle.success}
+EMOJI = {"cancel": "✖️", "reroll": "🎲", "animate": "🎞️"}
+
+
+def custom_id(action: str, job_id: str, index: int | None = None) -> str:
+    return f"vg:{action}:{job_id}" + ("" if index is None else f":{index}")
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button],
+                template=r"vg:(?P<action>cancel|reroll|animate):(?P<job_id>[0-9a-f]{8,32})(?::(?P<index>[0-9]))?"):
+    def __init__(self, action: str, job_id: str, index: int | None = None, label: str | None = None) -> None:
+        super().__init__(discord.ui.Button(label=(label or LABELS[action])[:80], style=STYLES[action],
+                                           emoji=EMOJI[action], custom_id=custom_id(action, job_id, index)))
+        self.action = action
+        self.job_id = job_id
+        self.index = index
+        self.job: Job | None = None
+        self.account: Any = None
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
+                             ) -> "JobButton":
+        index = match["index"]
+        return cls(match["action"], match["job_id"], int(index) if index is not None else None)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        bot: Any = interaction.client
+        self.account = await bot.account_for(interaction)
+        try:
+            self.job = await bot.toolkit.get_job(self.account, self.job_id)
+        except JobNotFound:
+            await interaction.response.send_message(render.not_allowed(self.action), ephemeral=True)
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: Any = interaction.client
+        assert self.job is not None
+        await bot.deliveries.on_button(interaction, self.action, self.job, self.account, self.index)
+
+
+def progress_view(job_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("cancel", job_id))
+    return view
+
+
+def result_view(job: Job, animate_label: str | None = None) -> discord.ui.View:
+    """Re-roll on every result; Animate for each image of an image result."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("reroll", job.id))
+    spec = CATALOG.get(job.tool)
+    if spec is not None and spec.output.kind is OutputKind.IMAGES and animate_label:
+        count = min(len(job.outputs), MAX_ANIMATE_BUTTONS)
+        for index in range(count):
+            label = animate_label if count == 1 else f"{index + 1}: {animate_label}"
+            view.add_item(JobButton("animate", job.id, index, label=label))
+    return view
