@@ -1,0 +1,598 @@
+"""The Discord bot end to end without Discord: real ``discord.Interaction`` objects dispatched through
+the real ``CommandTree`` and view store, a Toolkit on a real SQLite file, the provider simulator on
+loopback, and both doors out of the bot recorded: the interaction webhook (discord.py's webhook
+adapter) and the bot's own token (``HTTPClient.request``). Nothing connects to Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+from discord.webhook import async_ as webhook_async
+
+from agent_tools.jobs import JobState
+from agent_tools.simulator import SimSettings, Simulator
+from agent_tools.toolkit import Account, Toolkit
+from bots.discord.app import VideoBot
+from bots.discord.delivery import reroll_arguments
+from bots.discord.views import ANIMATE_TOOL
+
+APP_ID = 910000000000000001
+GUILD_ID = 910000000000000002
+CHANNEL_ID = 910000000000000003
+ADMIN_ROLE = 910000000000000050
+ALICE = {"id": "910000000000000011", "username": "alice", "discriminator": "0", "avatar": None, "global_name": "Alice"}
+BOB = {"id": "910000000000000012", "username": "bob", "discriminator": "0", "avatar": None, "global_name": "Bob"}
+ROOT = {"id": "910000000000000013", "username": "root", "discriminator": "0", "avatar": None, "global_name": "Root"}
+CAROL = {"id": "910000000000000014", "username": "carol", "discriminator": "0", "avatar": None, "global_name": "Carol"}
+BOT_USER = {"id": str(APP_ID), "username": "videogen", "discriminator": "0", "avatar": None, "bot": True}
+MANAGE_GUILD = discord.Permissions(manage_guild=True, send_messages=True).value
+_counter = itertools.count(1)
+
+
+def snowflake() -> int:
+    """A fresh id whose timestamp is now: ``Interaction.expires_at`` is derived from it."""
+    return discord.utils.time_snowflake(datetime.now(timezone.utc)) + next(_counter)
+
+
+def message_payload(content: str | None = None, *, message_id: int | None = None, components: Any = None,
+                    attachments: Any = None, embeds: Any = None) -> dict[str, Any]:
+    return {"id": str(message_id or snowflake()), "channel_id": str(CHANNEL_ID), "guild_id": str(GUILD_ID),
+            "type": 0, "content": content or "", "author": BOT_USER, "attachments": attachments or [],
+            "embeds": embeds or [], "mentions": [], "mention_roles": [], "mention_everyone": False, "pinned": False,
+            "tts": False, "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None, "flags": 0,
+            "components": components or []}
+
+
+def _body(payload: Any, multipart: Any) -> Any:
+    if multipart:
+        return json.loads(next(p["value"] for p in multipart if p["name"] == "payload_json"))
+    return payload
+
+
+class Recorder(webhook_async.AsyncWebhookAdapter):
+    """Every HTTP call the bot makes, through the interaction webhook or with the bot's token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+        self.originals: dict[str, int] = {}  # interaction token → message id of its response
+        self.webhook_error: discord.HTTPException | None = None
+
+    async def request(self, route, session, *, payload=None, multipart=None, files=None, params=None, **_):
+        body = _body(payload, multipart)
+        token = route.path.split("/")[3] if route.path.startswith("/webhooks") else ""
+        path = route.url.split("/api/v10", 1)[-1]
+        call = {"via": "webhook", "method": route.method, "path": path, "body": body,
+                "files": [f.filename for f in (files or [])], "token": token}
+        self.calls.append(call)
+        if route.path.endswith("/callback"):
+            data = (body or {}).get("data") or {}
+            return {"interaction": {"id": str(route.webhook_id), "type": 2,
+                                    "response_message_loading": body.get("type") == 5,
+                                    "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if self.webhook_error is not None and route.method == "PATCH":
+            raise self.webhook_error
+        token = route.webhook_token
+        if "@original" in route.path:
+            if route.method == "DELETE":
+                return None
+            message_id = self.originals.setdefault(token, snowflake())
+            return message_payload((body or {}).get("content"), message_id=message_id)
+        return message_payload((body or {}).get("content"))
+
+    async def bot_request(self, route, *, files=None, form=None, **kwargs):
+        body = _body(kwargs.get("json"), form)
+        self.calls.append({"via": "bot", "method": route.method, "path": route.url.split("/api/v10", 1)[-1],
+                           "body": body, "files": [f.filename for f in (files or [])]})
+        return message_payload((body or {}).get("content"))
+
+    # views on the calls ---------------------------------------------------------------------
+
+    def of(self, via: str | None = None, method: str | None = None, contains: str = "") -> list[dict[str, Any]]:
+        return [c for c in self.calls if (via is None or c["via"] == via) and (method is None or c["method"] == method)
+                and contains in c["path"]]
+
+    def ephemeral_texts(self) -> list[str]:
+        texts = []
+        for c in self.calls:
+            body = c["body"] or {}
+            data = body.get("data", body) if c["path"].endswith("/callback") else body
+            if data.get("flags", 0) & 64 and data.get("content"):
+                texts.append(data["content"])
+        return texts
+
+
+def member(user: dict[str, Any], roles: tuple[int, ...] = (), permissions: int = MANAGE_GUILD) -> dict[str, Any]:
+    return {"user": user, "roles": [str(r) for r in roles], "joined_at": "2024-01-01T00:00:00+00:00",
+            "deaf": False, "mute": False, "permissions": str(permissions), "flags": 0}
+
+
+def interaction(bot: VideoBot, itype: int, data: dict[str, Any], user: dict[str, Any], *, roles: tuple[int, ...] = (),
+                message: dict[str, Any] | None = None) -> discord.Interaction:
+    payload = {"id": str(snowflake()), "application_id": str(APP_ID), "type": itype, "token": f"tok-{snowflake()}",
+               "version": 1, "guild_id": str(GUILD_ID), "channel_id": str(CHANNEL_ID),
+               "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "gen", "position": 0,
+                           "permission_overwrites": []},
+               "member": member(user, roles), "locale": "en-US", "app_permissions": "0", "entitlements": [],
+               "attachment_size_limit": 10 * 1024 * 1024, "authorizing_integration_owners": {"0": str(GUILD_ID)},
+               "context": 0, "data": data}
+    if message is not None:
+        payload["message"] = message
+    return discord.Interaction(state=bot._connection, data=payload)
+
+
+def option(name: str, value: Any) -> dict[str, Any]:
+    kind = {bool: 5, int: 4, float: 10}.get(type(value), 3)
+    return {"name": name, "type": kind, "value": value}
+
+
+async def slash(bot: VideoBot, path: str, user: dict[str, Any] = ALICE, *, roles: tuple[int, ...] = (),
+                attachments: dict[str, dict[str, Any]] | None = None, **values: Any) -> discord.Interaction:
+    """Run ``/group sub`` (or ``/command``) with ``values`` as a user, through the real CommandTree."""
+    names = path.split()
+    options = [option(k, v) for k, v in values.items() if not isinstance(v, Attached)]
+    resolved: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Attached):
+            options.append({"name": name, "type": 11, "value": value.id})
+            resolved[value.id] = value.payload
+    if isinstance(attachments, dict):
+        resolved.update(attachments)
+    if len(names) == 2:
+        options = [{"type": 1, "name": names[1], "options": options}]
+    data: dict[str, Any] = {"id": str(snowflake()), "name": names[0], "type": 1, "options": options}
+    if resolved:
+        data["resolved"] = {"attachments": resolved}
+    inter = interaction(bot, 2, data, user, roles=roles)
+    try:
+        await bot.tree._call(inter)
+    except app_commands.AppCommandError as exc:
+        await bot.tree._dispatch_error(inter, exc)
+    return inter
+
+
+class Attached:
+    def __init__(self, filename: str = "cat.png", content_type: str = "image/png", size: int = 2048) -> None:
+        self.id = str(snowflake())
+        self.payload = {"id": self.id, "filename": filename, "size": size, "content_type": content_type,
+                        "url": f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{self.id}/{filename}",
+                        "proxy_url": f"https://media.discordapp.net/attachments/{CHANNEL_ID}/{self.id}/{filename}",
+                        "width": 64, "height": 64}
+
+
+async def click(bot: VideoBot, custom_id: str, user: dict[str, Any] = ALICE, *, roles: tuple[int, ...] = (),
+                attachments: list[dict[str, Any]] | None = None) -> discord.Interaction:
+    """Press a button on a bot message, through the real view store (as after a restart: nothing cached)."""
+    components = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": custom_id}]}]
+    message = message_payload("result", components=components, attachments=attachments)
+    inter = interaction(bot, 3, {"custom_id": custom_id, "component_type": 2}, user, roles=roles, message=message)
+    before = len(bot.recorder.calls)
+    bot._connection._view_store.dispatch_view(2, custom_id, inter)
+    await until(lambda: len(bot.recorder.calls) > before and inter.response.is_done())
+    await asyncio.sleep(0.05)  # let the callback finish its followup
+    return inter
+
+
+async def until(condition, timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def finish(bot: VideoBot) -> None:
+    """Wait for every job the bot follows to be delivered."""
+    await until(lambda: all(t.done() for t in bot.deliveries.tasks.values()))
+    await asyncio.gather(*bot.deliveries.tasks.values())
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+@pytest.fixture
+async def sim():
+    simulator = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
+    await simulator.start(host="127.0.0.1", port=0)
+    yield simulator
+    await simulator.stop()
+
+
+def make_settings(tmp_path: Path, sim: Simulator, **overrides: Any):
+    from agent_tools.config import Settings
+
+    data: dict[str, Any] = {
+        "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
+        "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
+        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "polling": {"initial_seconds": 0.02, "max_seconds": 0.05, "factor": 1.5},
+        "quotas": {"default": {"daily_usd": 5, "monthly_usd": 50}},
+        "admins": {"discord_user_ids": [int(ROOT["id"])], "discord_role_ids": [ADMIN_ROLE]},
+    }
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    return Settings.model_validate(data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def make_bot(settings, recorder: Recorder | None = None, clock: Clock | None = None) -> VideoBot:
+    toolkit = await Toolkit.open(settings)
+    bot = VideoBot(toolkit, clock=clock or Clock(), progress_interval=0.05, intents=discord.Intents.none())
+    bot._connection.user = discord.ClientUser(state=bot._connection, data=BOT_USER)
+    bot._connection.application_id = APP_ID
+    bot.recorder = recorder or Recorder()
+    bot.http.request = bot.recorder.bot_request  # the bot's own token: recorded, never sent
+    webhook_async.async_context.set(bot.recorder)
+    await bot.prepare()
+    return bot
+
+
+async def stop_bot(bot: VideoBot) -> None:
+    await bot.deliveries.aclose()
+    await bot.toolkit.close()
+
+
+@pytest.fixture
+async def bot(tmp_path, sim):
+    made = await make_bot(make_settings(tmp_path, sim))
+    yield made
+    await stop_bot(made)
+
+
+def embed_of(call: dict[str, Any]) -> dict[str, Any]:
+    return (call["body"].get("embeds") or [{}])[0]
+
+
+def field(embed: dict[str, Any], name: str) -> str:
+    return next(f["value"] for f in embed.get("fields", []) if f["name"] == name)
+
+
+def custom_ids(call: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in call["body"].get("components") or [] for c in row["components"]]
+
+
+async def jobs_of(bot: VideoBot, user: dict[str, Any] = ALICE):
+    account = await bot.toolkit.account_for_discord(user["id"])
+    return await bot.toolkit.list_jobs(account)
+
+
+async def spent(bot: VideoBot) -> int:
+    rows = await bot.toolkit.spend_report(bot.toolkit.local_account(), all_accounts=True)
+    return sum(r.settled_micros + r.open_micros for r in rows)
+
+
+# -- a generation, start to finish ------------------------------------------------------------------
+
+async def test_video_from_command_to_posted_file(bot):
+    rec = bot.recorder
+    inter = await slash(bot, "video pika_text_to_video", prompt="a fox in the snow", duration=10)
+    assert rec.calls[0]["path"].endswith("/callback") and rec.calls[0]["body"] == {"type": 5}  # deferred at once
+    assert rec.calls[1]["method"] == "GET" and rec.calls[1]["path"].endswith("/messages/@original")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED and job.params["duration"] == 10
+    assert job.origin["channel_id"] == str(CHANNEL_ID) and job.origin["user_id"] == ALICE["id"]
+
+    edits = rec.of("webhook", "PATCH", "@original")
+    first, last = embed_of(edits[0]), embed_of(edits[-1])
+    assert field(first, "Cost").startswith("$0.40 (") and "reserved" in field(first, "Cost")
+    assert field(first, "Budget left") == "$4.60 left today · $49.60 left this month"
+    assert "duration=10" in field(first, "Settings") and first["footer"]["text"] == f"job {job.id}"
+    assert custom_ids(edits[0]) == [f"vg:cancel:{job.id}"]
+    assert field(last, "Status").startswith("✅ Done") and field(last, "Cost") == "$0.40 charged"
+    assert custom_ids(edits[-1]) == []  # no Cancel once finished
+
+    [post] = rec.of("webhook", "POST", f"/webhooks/{APP_ID}/{inter.token}")
+    assert post["files"] and post["files"][0].endswith(".mp4")
+    assert post["body"]["content"].startswith(f"<@{ALICE['id']}> your Pika 2.2 video is ready")
+    assert post["body"]["allowed_mentions"]["users"] == [int(ALICE["id"])]
+    assert custom_ids(post) == [f"vg:reroll:{job.id}"]
+    assert rec.of("bot") == []  # all within the interaction's 15 minutes
+    assert await bot.state.pending() == [] and await bot.state.is_delivered(job.id)
+
+
+async def test_progress_edits_are_throttled(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim))
+    bot.progress_interval = 0.25
+    try:
+        started = time.monotonic()
+        await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.5] [sim:queue=8] a slow fox")
+        await finish(bot)
+        took = time.monotonic() - started
+        edits = bot.recorder.of("webhook", "PATCH", "@original")
+        assert 2 <= len(edits) <= took / 0.25 + 2
+        statuses = [field(embed_of(e), "Status") for e in edits]
+        assert any("position" in s for s in statuses) and statuses[-1].startswith("✅")
+    finally:
+        await stop_bot(bot)
+
+
+async def test_image_with_size_options_and_animate_and_reroll(bot):
+    rec = bot.recorder
+    await slash(bot, "image hunyuan_image_v3", prompt="a lighthouse poster", width=640, height=360, num_images=2)
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED and job.params["image_size"] == {"width": 640, "height": 360}
+    [post] = rec.of("webhook", "POST", "/webhooks/")
+    assert len(post["files"]) == 2 and all(f.endswith(".png") for f in post["files"])
+    assert custom_ids(post) == [f"vg:reroll:{job.id}", f"vg:animate:{job.id}:0", f"vg:animate:{job.id}:1"]
+    labels = [c["label"] for row in post["body"]["components"] for c in row["components"]]
+    assert labels[1] == "1: Animate (MiniMax Hailuo 02 Standard, $0.27)"
+
+    posted = [{"id": str(snowflake()), "filename": f"img{i}.png", "size": 10, "content_type": "image/png",
+               "url": f"https://cdn.discordapp.com/attachments/1/2/img{i}.png", "proxy_url": "https://x/y.png"}
+              for i in range(2)]
+    await click(bot, f"vg:animate:{job.id}:1", attachments=posted)
+    await finish(bot)
+    animated = next(j for j in await jobs_of(bot) if j.tool == ANIMATE_TOOL)
+    assert animated.params["image_url"] == posted[1]["url"]  # the clicked image, as Discord serves it
+    assert animated.params["prompt"] == "a lighthouse poster" and animated.state is JobState.SUCCEEDED
+    note = field(embed_of(rec.of("webhook", "PATCH", "@original")[-1]), "About")
+    assert "Animating image 2" in note and "default image-to-video model" in note
+
+    await click(bot, f"vg:reroll:{job.id}")
+    await finish(bot)
+    rerolled = [j for j in await jobs_of(bot) if j.tool == "hunyuan_image_v3" and j.id != job.id]
+    assert len(rerolled) == 1 and rerolled[0].params["image_size"] == {"width": 640, "height": 360}
+    assert rerolled[0].params["seed"] != job.params.get("seed")
+
+
+def test_reroll_arguments_keep_everything_but_the_seed():
+    from agent_tools.jobs import Job
+
+    job = Job(id="abcdef0123456789", account="a", tool="wavespeed_hunyuan_video_i2v", provider="wavespeed",
+              endpoint_id="x", params={"prompt": "p", "image": "https://x/y.png", "seed": 7, "duration": 10},
+              state=JobState.SUCCEEDED, estimate_micros=1, created_at=0, updated_at=0)
+    arguments = reroll_arguments(job)
+    assert {k: v for k, v in arguments.items() if k != "seed"} == {"prompt": "p", "image": "https://x/y.png",
+                                                                  "duration": 10}
+    assert 0 <= arguments["seed"] <= 2147483647
+
+
+# -- refusals are ephemeral and free ------------------------------------------------------------------
+
+async def test_invalid_input_is_refused_before_anything_is_charged(bot):
+    rec = bot.recorder
+    await slash(bot, "video hunyuan_custom", prompt="x" * 600, num_frames=81)
+    await slash(bot, "video pika_image_to_video", prompt="waves")
+    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached("notes.txt", "text/plain"))
+    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached(size=25 * 2**20))
+    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached(), image_url="https://x/y.png")
+    await slash(bot, "image hunyuan_image_v3", prompt="p", image_size="square", width=300)
+    callbacks = [c for c in rec.calls if c["path"].endswith("/callback")]
+    assert len(callbacks) == 6 and all(c["body"]["type"] == 4 and c["body"]["data"]["flags"] == 64 for c in callbacks)
+    texts = rec.ephemeral_texts()
+    assert "prompt: " in texts[0] and "at most 500 characters" in texts[0] and "nothing was charged" in texts[0]
+    assert "image: required — attach an image or give image_url" in texts[1]
+    assert "notes.txt is not an image" in texts[2]
+    assert "25.0 MiB, over the 20.0 MiB limit" in texts[3]
+    assert "give either an attachment or image_url, not both" in texts[4]
+    assert "image_size: choose a preset or give width and height, not both" in texts[5]
+    assert len(rec.calls) == 6 and await jobs_of(bot) == [] and await spent(bot) == 0
+
+
+async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, quotas={"default": {"daily_usd": 0.1}}))
+    try:
+        rec = bot.recorder
+        await slash(bot, "video pika_text_to_video", prompt="a fox")
+        assert rec.calls[0]["body"] == {"type": 5}
+        assert rec.of("webhook", "DELETE", "@original")  # the public "thinking…" is withdrawn
+        [text] = rec.ephemeral_texts()
+        assert text.startswith("This Pika 2.2 clip costs $0.20; you have $0.10 left today (resets at 00:00 UTC")
+        assert "Nothing was charged" in text and "/quota" in text
+        assert await jobs_of(bot) == [] and await spent(bot) == 0
+    finally:
+        await stop_bot(bot)
+
+
+async def test_provider_failure_tells_the_user_what_to_do_and_charges_nothing(bot):
+    rec = bot.recorder
+    await slash(bot, "video pika_text_to_video", prompt="[sim:content_policy] something")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.FAILED
+    last = embed_of(rec.of("webhook", "PATCH", "@original")[-1])
+    assert field(last, "Status") == "❌ Failed" and field(last, "Cost") == "nothing charged"
+    [text] = rec.ephemeral_texts()
+    assert f"job `{job.id}` failed" in text and "safety filter" in text and "Nothing was charged." in text
+    assert await spent(bot) == 0 and await bot.state.is_delivered(job.id)
+
+
+async def test_output_over_the_upload_limit_is_linked(bot):
+    rec = bot.recorder
+    inter = await slash(bot, "video pika_text_to_video", prompt="a fox")
+    inter.filesize_limit = 1000  # a tiny server limit: the clip cannot be attached
+    await finish(bot)
+    [post] = rec.of("webhook", "POST", "/webhooks/")
+    assert post["files"] == []
+    assert "over this channel's 1000 bytes upload limit; download it here" in post["body"]["content"]
+    assert "<http://127.0.0.1:" in post["body"]["content"]
+
+
+# -- cancel: the owner or an admin, nobody else ---------------------------------------------------------
+
+async def test_cancel_by_owner_and_refusal_for_a_stranger(bot):
+    rec = bot.recorder
+    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] a long one")
+    await until(lambda: rec.of("webhook", "PATCH", "@original"))
+    [job] = await jobs_of(bot)
+
+    await click(bot, f"vg:cancel:{job.id}", BOB)
+    assert rec.ephemeral_texts()[-1] == "Only the person who started this job, or a bot admin, can cancel it."
+    assert not (await bot.toolkit.get_job(Account(job.account), job.id)).finished
+
+    await click(bot, f"vg:cancel:{job.id}", ALICE)
+    await finish(bot)
+    final = await bot.toolkit.get_job(Account(job.account), job.id)
+    assert final.state is JobState.CANCELLED and await spent(bot) == 0
+    assert rec.ephemeral_texts()[-1].startswith(("Cancelled", "Cancellation requested"))  # the Toolkit's words
+    assert field(embed_of(rec.of("webhook", "PATCH", "@original")[-1]), "Status") == "🚫 Cancelled"
+
+
+async def test_admin_may_cancel_anyones_job_and_cancel_command(bot):
+    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] one", user=BOB)
+    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] two", user=BOB)
+    first, second = sorted(await jobs_of(bot, BOB), key=lambda j: j.created_at)
+    await click(bot, f"vg:cancel:{first.id}", CAROL, roles=(ADMIN_ROLE,))
+    await slash(bot, "cancel", user=ALICE, job=second.id)  # a stranger, by command
+    assert "No job" in bot.recorder.ephemeral_texts()[-1]
+    await slash(bot, "cancel", user=BOB, job=second.id)
+    await finish(bot)
+    states = {j.id: j.state for j in await jobs_of(bot, BOB)}
+    assert states == {first.id: JobState.CANCELLED, second.id: JobState.CANCELLED}
+
+
+# -- past 15 minutes: the bot's own token -------------------------------------------------------------
+
+async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(tmp_path, sim):
+    clock = Clock()
+    bot = await make_bot(make_settings(tmp_path, sim), clock=clock)
+    rec = bot.recorder
+    try:
+        await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.6] a long render")
+        await until(lambda: rec.of("webhook", "PATCH", "@original"))
+        [job] = await jobs_of(bot)
+        clock.offset = 15 * 60 - 30  # inside the safety margin before the token's 15 minutes end
+        switched_at = len(rec.calls)
+        await finish(bot)
+        later = rec.calls[switched_at:]
+        assert later and all(c["via"] == "bot" for c in later)
+        message_id = job.origin["message_id"]
+        edits = [c for c in later if c["method"] == "PATCH"]
+        assert edits and all(c["path"] == f"/channels/{CHANNEL_ID}/messages/{message_id}" for c in edits)
+        assert field(embed_of(edits[-1]), "Status").startswith("✅ Done")
+        [post] = [c for c in later if c["method"] == "POST"]
+        assert post["path"] == f"/channels/{CHANNEL_ID}/messages"
+        assert post["body"]["content"].startswith(f"<@{ALICE['id']}> your Pika 2.2 video is ready")
+        assert post["files"][0].endswith(".mp4")
+    finally:
+        await stop_bot(bot)
+
+
+async def test_an_expired_token_error_switches_to_the_bot_token(bot):
+    rec = bot.recorder
+    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.3] x")
+    await until(lambda: rec.of("webhook", "PATCH", "@original"))
+    rec.webhook_error = discord.HTTPException(_Response(401), {"code": 50027, "message": "Invalid Webhook Token"})
+    await finish(bot)
+    assert rec.of("bot", "PATCH") and rec.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")
+    assert not rec.of("webhook", "POST", "/webhooks/")
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.reason = "error"
+
+
+# -- restarts ---------------------------------------------------------------------------------------
+
+async def test_results_are_delivered_after_a_restart(tmp_path, sim):
+    settings = make_settings(tmp_path, sim)
+    first = await make_bot(settings)
+    await slash(first, "video pika_text_to_video", prompt="[sim:slow=0.2] finishes while the bot is down")
+    await slash(first, "video pika_text_to_video", prompt="[sim:slow=1] still running at the restart", user=BOB)
+    await until(lambda: len(first.recorder.of("webhook", "PATCH", "@original")) >= 2)
+    early, late = sorted(await first.toolkit.list_jobs(first.toolkit.local_account(), all_accounts=True),
+                         key=lambda j: j.created_at)
+    await first.deliveries.aclose()  # the bot process dies; the first job still finishes (another process)
+    await first.toolkit.wait_for_job(Account(early.account), early.id, timeout=5)
+    await first.toolkit.close()
+
+    recorder = Recorder()
+    second = await make_bot(settings, recorder)
+    try:
+        resumed = await second.deliveries.resume()
+        assert set(resumed) == {early.id, late.id}
+        await finish(second)
+        posts = recorder.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")
+        by_user = {p["body"]["content"].split(">")[0] + ">": p for p in posts}
+        assert set(by_user) == {f"<@{ALICE['id']}>", f"<@{BOB['id']}>"}
+        assert all(p["files"][0].endswith(".mp4") for p in posts)
+        edited = {c["path"] for c in recorder.of("bot", "PATCH")}
+        assert edited == {f"/channels/{CHANNEL_ID}/messages/{j.origin['message_id']}" for j in (early, late)}
+        assert recorder.of("webhook") == []  # the old interactions are gone: only the bot's token is used
+        assert await second.state.pending() == []
+        assert await second.deliveries.resume() == []  # delivered once, never again
+    finally:
+        await stop_bot(second)
+
+
+# -- /quota, /jobs, /models ------------------------------------------------------------------------
+
+async def test_quota_jobs_and_models(bot):
+    rec = bot.recorder
+    await slash(bot, "video pika_text_to_video", prompt="a fox")
+    await finish(bot)
+    await slash(bot, "quota")
+    await slash(bot, "jobs")
+    await slash(bot, "models")
+    quota_text, jobs_text = rec.ephemeral_texts()[-2:]
+    assert "**You, today:** $0.20 of $5.00 used, **$4.80 left** (resets at 00:00 UTC, in" in quota_text
+    assert "**You, this month:** $0.20 of $50.00 used" in quota_text
+    [job] = await jobs_of(bot)
+    assert f"`{job.id}` ✅ Done · Pika 2.2 (pika_text_to_video) · $0.20 charged · just now" in jobs_text
+    models = rec.calls[-1]["body"]["data"]
+    assert models["flags"] == 64
+    text = json.dumps(models["embeds"])
+    assert "/video sora_2_pro_text_to_video" in text and "/image hunyuan_image_v3" in text
+
+
+# -- /admin ------------------------------------------------------------------------------------------
+
+async def test_admin_commands_check_the_configured_admins(bot):
+    rec = bot.recorder
+    # Manage Server is only Discord's default visibility; the bot checks its own admin list again.
+    await slash(bot, "admin limits", BOB)
+    assert rec.ephemeral_texts()[-1].startswith("Only the bot's admins can use /admin")
+    await slash(bot, "admin set-limits", BOB, daily="100")
+    assert rec.ephemeral_texts()[-1].startswith("Only the bot's admins can use /admin")
+    assert len(rec.calls) == 2  # refused before anything ran: just the two ephemeral answers
+
+    resolved_user = {"users": {BOB["id"]: BOB}, "members": {BOB["id"]: {k: v for k, v in member(BOB).items()
+                                                                          if k != "user"}}}
+    inter = await _slash_with_user(bot, "admin set-limits", ROOT, "user", BOB, resolved_user, daily="0.30")
+    assert inter.response.is_done()
+    assert rec.ephemeral_texts()[-1] == f"Saved. <@{BOB['id']}> (account discord-{BOB['id']}): daily $0.30"
+    await slash(bot, "video pika_text_to_video", BOB, prompt="a fox", duration=10)
+    assert "costs $0.40; you have $0.30 left today" in rec.ephemeral_texts()[-1]
+
+    await slash(bot, "admin set-limits", CAROL, roles=(ADMIN_ROLE,), concurrent=1)  # admin by role, guild scope
+    assert rec.ephemeral_texts()[-1] == "Saved. this server: 1 jobs at once"
+    await slash(bot, "admin limits", ROOT)
+    assert rec.ephemeral_texts()[-1] == "this server: 1 jobs at once"
+    await slash(bot, "video pika_text_to_video", ALICE, prompt="a fox")
+    await finish(bot)
+    await slash(bot, "admin spend", ROOT, by="account")
+    report = rec.ephemeral_texts()[-1]
+    assert report.startswith("```") and f"discord-{ALICE['id']}" in report and "$0.20" in report
+
+
+async def _slash_with_user(bot, path, user, name, target, resolved, **values):
+    group, sub = path.split()
+    options = [option(k, v) for k, v in values.items()] + [{"name": name, "type": 6, "value": target["id"]}]
+    data = {"id": str(snowflake()), "name": group, "type": 1, "resolved": resolved,
+            "options": [{"type": 1, "name": sub, "options": options}]}
+    inter = interaction(bot, 2, data, user)
+    try:
+        await bot.tree._call(inter)
+    except app_commands.AppCommandError as exc:
+        await bot.tree._dispatch_error(inter, exc)
+    return inter
