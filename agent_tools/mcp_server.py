@@ -88,7 +88,8 @@ BUDGET_SCHEMA: dict[str, Any] = {
     "items": {
         "type": "object",
         "properties": {
-            "scope": {"type": "string"}, "kind": {"type": "string", "enum": ["daily", "monthly", "concurrent", "hourly"]},
+            "scope": {"type": "string"},
+            "kind": {"type": "string", "enum": ["daily", "monthly", "concurrent", "hourly"]},
             "unit": {"type": "string", "enum": ["usd", "jobs"]}, "limit": {"type": "number"},
             "used": {"type": "number"}, "remaining": {"type": "number"},
             "resets_at": _nullable("string", "ISO 8601 time the window ends (money limits only)"),
@@ -194,7 +195,8 @@ WAIT_INPUT = {"type": "object", "properties": {"job_id": JOB_ID_PROPERTY, WAIT_S
 LIST_JOBS_INPUT = {
     "type": "object",
     "properties": {
-        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10, "description": "How many, newest first."},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10,
+                  "description": "How many, newest first."},
         "all_accounts": {"type": "boolean", "default": False, "description": "Every account's jobs (admins only)."},
     },
     "additionalProperties": False,
@@ -408,7 +410,8 @@ class VideogenServer:
         validator = self._validators.get(name)
         if validator is None:
             return arguments
-        problems = [_problem(e) for e in sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))]
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
+        problems = [_problem(e) for e in errors]
         if problems:
             raise InvalidArguments(name, problems)
         defaults = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}

@@ -42,7 +42,8 @@ def test_videogen_mcp_once_the_cli_registers_it():
 
 @pytest.mark.parametrize(("platform", "env", "expected"), [
     ("darwin", {}, Path.home() / "Library/Application Support/Claude/claude_desktop_config.json"),
-    ("win32", {"APPDATA": "C:/Users/me/AppData/Roaming"}, Path("C:/Users/me/AppData/Roaming/Claude/claude_desktop_config.json")),
+    ("win32", {"APPDATA": "C:/Users/me/AppData/Roaming"},
+     Path("C:/Users/me/AppData/Roaming/Claude/claude_desktop_config.json")),
     ("linux", {"XDG_CONFIG_HOME": "/cfg"}, Path("/cfg/Claude/claude_desktop_config.json")),
     ("linux", {}, Path.home() / ".config/Claude/claude_desktop_config.json"),
 ])
@@ -55,7 +56,7 @@ def test_entry_uses_absolute_paths_and_placeholders_for_keys_from_the_shell(clea
     monkeypatch.setenv("VIDEOGEN_DB", "data/videogen.db")
     entry = claude_desktop.server_entry(load_settings())
     assert Path(entry["command"]).is_absolute()
-    assert entry["args"][-1] == "mcp" and (entry["args"] == ["mcp"] or entry["args"][:2] == ["-m", "agent_tools.cli_mcp"])
+    assert entry["args"] in (["mcp"], ["-m", "agent_tools.cli_mcp", "mcp"])
     assert entry["env"]["FAL_KEY"] == "<paste your FAL_KEY here>"
     assert entry["env"]["WAVESPEED_API_KEY"] == "<paste your WAVESPEED_API_KEY here>"
     assert entry["env"]["VIDEOGEN_DB"] == str(clean_env / "data" / "videogen.db")
