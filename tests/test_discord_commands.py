@@ -1,0 +1,247 @@
+"""The slash commands as data: generated from the catalog's schemas, within Discord's limits, and the
+way Discord's values turn back into a model's arguments. Plus ``videogen discord`` itself."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+from types import SimpleNamespace
+from unittest.mock import AsyncMock
+
+import discord
+import pytest
+
+from agent_tools import cli_discord
+from agent_tools.catalog import CATALOG, OutputKind
+from agent_tools.config import Settings
+from agent_tools.errors import UserError
+from agent_tools.media import MAX_INPUT_BYTES
+from bots.discord.app import MISSING_TOKEN, VideoBot, serve
+from bots.discord.commands import build_payload
+from bots.discord.options import LIST_SLOTS, collect_arguments, plan_tool, shorten
+from bots.discord.payloads import (ATTACHMENT, BOOLEAN, INTEGER, NUMBER, STRING, command_chars, payload_hash,
+                                   validate_payload)
+
+
+@pytest.fixture(scope="module")
+def payload() -> list[dict]:
+    return build_payload()
+
+
+def sub(payload: list[dict], group: str, tool: str) -> dict:
+    command = next(c for c in payload if c["name"] == group)
+    return next(o for o in command["options"] if o["name"] == tool)
+
+
+def opt(subcommand: dict, name: str) -> dict:
+    return next(o for o in subcommand["options"] if o["name"] == name)
+
+
+# -- the payload ------------------------------------------------------------------------------------
+
+def test_payload_passes_discords_limits(payload):
+    assert validate_payload(payload) == []
+    assert [c["name"] for c in payload] == ["video", "image", "models", "quota", "jobs", "cancel", "admin"]
+    for command in payload:
+        assert command_chars(command) <= 8000
+        assert command["contexts"] == [0] and command["dm_permission"] is False
+
+
+def test_every_model_is_a_subcommand_of_its_output_kind(payload):
+    video = {o["name"] for o in next(c for c in payload if c["name"] == "video")["options"]}
+    image = {o["name"] for o in next(c for c in payload if c["name"] == "image")["options"]}
+    assert video == {t for t, s in CATALOG.items() if s.output.kind is OutputKind.VIDEO}
+    assert image == {t for t, s in CATALOG.items() if s.output.kind is OutputKind.IMAGES}
+    assert sub(payload, "video", "sora_2_pro_text_to_video")["description"].startswith("Sora 2 Pro — text to video")
+
+
+def test_options_come_from_the_schema(payload):
+    for tool, spec in CATALOG.items():
+        group = "image" if spec.output.kind is OutputKind.IMAGES else "video"
+        options = {o["name"]: o for o in sub(payload, group, tool)["options"]}
+        props = spec.schema()["properties"]
+        for name, prop in props.items():
+            if name not in options:
+                continue
+            option = options[name]
+            enum = prop.get("enum")
+            if enum:
+                assert [c["value"] for c in option["choices"]] == list(dict.fromkeys(
+                    v if option["type"] != STRING else str(v) for v in enum))
+            if "minimum" in prop:
+                assert option["min_value"] == prop["minimum"] and option["max_value"] == prop["maximum"]
+            if "default" in prop:
+                assert "(default " in option["description"], (tool, name)
+            if prop.get("maxLength"):
+                assert option["max_length"] == prop["maxLength"]
+        assert "api_key" not in options  # a secret is never typed into a chat
+        required = [o["name"] for o in options.values() if o.get("required")]
+        assert required == [n for n in spec.schema().get("required", ()) if n not in spec.media_fields()]
+
+
+def test_option_types_ranges_and_choices(payload):
+    pika = sub(payload, "video", "pika_text_to_video")
+    duration = opt(pika, "duration")
+    assert duration["type"] == INTEGER and duration["choices"] == [{"name": "5", "value": 5},
+                                                                   {"name": "10", "value": 10}]
+    assert duration["description"].endswith("(default 5)")
+    custom = sub(payload, "video", "hunyuan_custom")
+    assert opt(custom, "cfg_scale")["type"] == NUMBER and opt(custom, "cfg_scale")["min_value"] == 1.5
+    assert opt(custom, "enable_safety_checker")["type"] == BOOLEAN
+    assert opt(custom, "prompt")["max_length"] == 500
+    hailuo = sub(payload, "video", "hailuo_02_text_to_video")
+    assert opt(hailuo, "duration")["type"] == STRING  # the schema's enum is of strings: "6", "10"
+    fixed = sub(payload, "video", "veo3_1_reference_to_video")
+    assert "duration" not in {o["name"] for o in fixed["options"]}  # a one-value enum: nothing to choose
+
+
+def test_images_become_attachments_with_a_url_alternative(payload):
+    pika = sub(payload, "video", "pika_image_to_video")
+    assert opt(pika, "image")["type"] == ATTACHMENT and opt(pika, "image_url")["type"] == STRING
+    assert not opt(pika, "image").get("required") and "(or give image_url)" in opt(pika, "image")["description"]
+    wavespeed = sub(payload, "video", "wavespeed_hunyuan_video_i2v")  # a field named "image"
+    assert opt(wavespeed, "image")["type"] == ATTACHMENT and opt(wavespeed, "image_url")["type"] == STRING
+    frames = sub(payload, "video", "veo3_1_fast_first_last_frame")
+    assert {o["name"] for o in frames["options"]} >= {"first_frame", "first_frame_url", "last_frame", "last_frame_url"}
+    veo = sub(payload, "video", "veo3_1_reference_to_video")
+    slots = [f"image_{i}" for i in range(1, LIST_SLOTS + 1)]
+    assert [o["name"] for o in veo["options"] if o["type"] == ATTACHMENT] == slots
+    assert opt(veo, "image_urls")["type"] == STRING
+
+
+def test_image_size_union_is_presets_plus_width_and_height(payload):
+    image = sub(payload, "image", "hunyuan_image_v3")
+    size = opt(image, "image_size")
+    assert [c["value"] for c in size["choices"]][:2] == ["square_hd", "square"]
+    assert size["description"].endswith("(default square_hd)")
+    assert opt(image, "width")["type"] == INTEGER and opt(image, "width")["min_value"] == 1
+    assert opt(image, "height")["max_value"] == 14142
+    assert "sync_mode" not in {o["name"] for o in image["options"]}
+
+
+def test_the_validator_catches_what_discord_would_refuse(payload):
+    broken = copy.deepcopy(payload)
+    video = broken[0]
+    pika = next(o for o in video["options"] if o["name"] == "pika_text_to_video")
+    pika["options"][1]["description"] = "x" * 101
+    pika["options"][2]["choices"] = [{"name": str(i), "value": str(i)} for i in range(26)]
+    pika["options"].extend({"type": STRING, "name": f"extra_{i}", "description": "d"} for i in range(20))
+    pika["options"].append({"type": STRING, "name": "Upper", "description": "d", "required": True})
+    broken[1]["options"][0]["description"] = "y" * 100
+    broken[1]["options"][0]["options"][0]["description"] = ""
+    broken[2]["description"] = "z" * 8001
+    problems = validate_payload(broken)
+    text = "\n".join(problems)
+    assert "description must be 1–100 characters (has 101)" in text
+    assert "26 choices, at most 25" in text
+    assert "27 options, at most 25" in text
+    assert "name 'Upper' must be lowercase" in text
+    assert "required options must come before optional ones" in text
+    assert "description must be 1–100 characters (has 0)" in text
+    assert "/models: 8" in text and "at most 8000" in text
+    assert validate_payload(payload + [payload[0]]) == ["command name 'video' is used twice"]
+
+
+def test_descriptions_shrink_evenly_to_fit_8000_characters(payload):
+    video = payload[0]
+    longest = max(len(o["description"]) for s in video["options"] for o in s["options"])
+    assert 60 <= longest <= 100 and command_chars(video) <= 8000
+    assert shorten("one two three four five", 12) == "one two…"
+
+
+def test_payload_hash_is_stable_and_changes_with_the_payload(payload):
+    assert payload_hash(payload) == payload_hash(copy.deepcopy(payload))
+    changed = copy.deepcopy(payload)
+    changed[0]["description"] = "other"
+    assert payload_hash(changed) != payload_hash(payload)
+
+
+# -- values → arguments ------------------------------------------------------------------------------
+
+def attachment(filename="a.png", content_type="image/png", size=100):
+    return SimpleNamespace(filename=filename, content_type=content_type, size=size,
+                           url=f"https://cdn.discordapp.com/attachments/1/2/{filename}")
+
+
+def test_collect_maps_attachments_urls_and_lists():
+    plan = plan_tool(CATALOG["veo3_1_reference_to_video"])
+    arguments, problems = collect_arguments(plan, {"prompt": "p", "image_1": attachment("a.png"),
+                                                   "image_3": attachment("c.png"),
+                                                   "image_urls": "https://x/1.png, https://x/2.png"})
+    assert problems == []
+    assert arguments["image_urls"] == ["https://cdn.discordapp.com/attachments/1/2/a.png",
+                                       "https://cdn.discordapp.com/attachments/1/2/c.png",
+                                       "https://x/1.png", "https://x/2.png"]
+    assert "duration" not in arguments  # a one-value enum with a default: left to the default
+    CATALOG["veo3_1_reference_to_video"].validate(arguments)
+
+    _, problems = collect_arguments(plan, {"prompt": "p"})
+    assert problems == [("image_urls", "image_1: required — attach at least one image or give image_urls")]
+    _, problems = collect_arguments(plan, {"prompt": "p", "image_urls": "ftp://x/1.png"})
+    assert "not an http(s):// URL" in problems[0][1]
+
+
+def test_collect_checks_attachments():
+    plan = plan_tool(CATALOG["pika_image_to_video"])
+    _, problems = collect_arguments(plan, {"prompt": "p", "image": attachment("a.pdf", "application/pdf")})
+    assert "a.pdf is not an image" in problems[0][1]
+    _, problems = collect_arguments(plan, {"prompt": "p", "image": attachment(size=MAX_INPUT_BYTES + 1)})
+    assert "over the 20.0 MiB limit" in problems[0][1]
+    arguments, problems = collect_arguments(plan, {"prompt": "p", "image": attachment("photo.JPG", None)})
+    assert problems == [] and arguments["image_url"].endswith("photo.JPG")
+
+
+def test_collect_builds_image_size():
+    plan = plan_tool(CATALOG["hunyuan_image_v3"])
+    assert collect_arguments(plan, {"prompt": "p", "width": 640})[0]["image_size"] == {"width": 640, "height": 512}
+    assert collect_arguments(plan, {"prompt": "p", "image_size": "square"})[0]["image_size"] == "square"
+    assert "image_size" not in collect_arguments(plan, {"prompt": "p"})[0]
+
+
+# -- videogen discord ------------------------------------------------------------------------------
+
+def test_dump_commands_prints_the_payload_without_connecting():
+    out, err = io.StringIO(), io.StringIO()
+    assert cli_discord.dump_commands(out, err) == 0
+    assert json.loads(out.getvalue()) == build_payload()
+    assert "7 commands within Discord's limits" in err.getvalue() and "/video " in err.getvalue()
+
+
+def test_discord_subcommand_is_registered():
+    parser = argparse.ArgumentParser()
+    cli_discord.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["discord", "--dump-commands"])
+    assert args.func is cli_discord.cmd_discord and args.dump_commands and not args.sync
+
+
+async def test_a_missing_token_is_a_clear_error(tmp_path):
+    settings = Settings.model_validate({"storage": {"database": str(tmp_path / "db.sqlite")}})
+    with pytest.raises(UserError, match="No Discord bot token: set DISCORD_TOKEN"):
+        await serve(settings)
+    assert "Developer Portal" in MISSING_TOKEN
+    assert not (tmp_path / "db.sqlite").exists()  # refused before anything was opened
+
+
+async def test_commands_sync_only_when_the_payload_changes(tmp_path):
+    from agent_tools.toolkit import Toolkit
+
+    settings = Settings.model_validate({"storage": {"database": str(tmp_path / "db.sqlite"),
+                                                    "media_dir": str(tmp_path / "media")},
+                                        "discord": {"token": "x", "guild_ids": [42]}})
+    toolkit = await Toolkit.open(settings)
+    try:
+        bot = VideoBot(toolkit, intents=discord.Intents.none())
+        await bot.prepare()
+        bot.tree.sync = AsyncMock(return_value=[])
+        assert await bot.sync_commands() == ["guild 42"]
+        assert await bot.sync_commands() == []  # unchanged: no call to Discord
+        assert bot.tree.sync.await_count == 1
+        assert await bot.sync_commands(force=True) == ["guild 42"]
+        await bot.state.put(f"commands:{bot.application_id}:guild 42", "an older payload")
+        assert await bot.sync_commands() == ["guild 42"]
+        assert bot.tree.sync.await_count == 3
+        assert bot.tree.sync.await_args.kwargs["guild"].id == 42
+    finally:
+        await toolkit.close()
