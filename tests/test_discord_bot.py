@@ -291,7 +291,7 @@ async def test_video_from_command_to_posted_file(bot):
 
     edits = rec.of("webhook", "PATCH", "@original")
     first, last = embed_of(edits[0]), embed_of(edits[-1])
-    assert field(first, "Cost").startswith("$0.40 (") and "reserved" in field(first, "Cost")
+    assert field(first, "Cost") == "$0.40 reserved\n10 s / 5 s × $0.20 (720p) = $0.40"
     assert field(first, "Budget left") == "$4.60 left today · $49.60 left this month"
     assert "duration=10" in field(first, "Settings") and first["footer"]["text"] == f"job {job.id}"
     assert custom_ids(edits[0]) == [f"vg:cancel:{job.id}"]

@@ -107,7 +107,8 @@ def kind_noun(job: Job) -> str:
 
 
 def quote_text(quote: Quote) -> str:
-    return f"{quote.usd} ({shorten(quote.formula, 120)})"
+    """``$0.40`` and, below it, the arithmetic (``10 s / 5 s × $0.20 (720p) = $0.40``)."""
+    return f"{quote.usd} reserved\n{shorten(quote.formula, 200)}"
 
 
 # -- progress --------------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def job_embed(job: Job, header: Header, *, now: float, simulated: bool = False) 
         embed.add_field(name="About", value=shorten(header.note, MAX_FIELD), inline=False)
     embed.add_field(name="Status", value=status_line(job), inline=False)
     embed.add_field(name="Elapsed", value=clock_text(job.elapsed(now)))
-    embed.add_field(name="Cost", value=cost_status(job) if job.finished else f"{header.cost} reserved")
+    embed.add_field(name="Cost", value=cost_status(job) if job.finished else header.cost)
     if header.budget and not job.finished:
         embed.add_field(name="Budget left", value=shorten(header.budget, MAX_FIELD))
     embed.add_field(name="Settings", value=settings_text(job, spec), inline=False)
@@ -166,7 +167,7 @@ def job_embed(job: Job, header: Header, *, now: float, simulated: bool = False) 
 
 
 def resumed_header(job: Job) -> Header:
-    return Header(cost=format_usd(job.estimate_micros), note="The bot restarted while this job ran; it was picked up "
+    return Header(cost=cost_status(job), note="The bot restarted while this job ran; it was picked up "
                                                              "again and the result will be posted here.")
 
 
