@@ -204,8 +204,14 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back. One at a time per process."""
         async with self._lock:
+            begin = asyncio.ensure_future(self._conn.execute("BEGIN IMMEDIATE"))
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                # aiosqlite's thread runs the BEGIN whatever happens to this task; once it lands,
+                # roll it back, or this connection would keep the write lock for every process.
+                await asyncio.shield(self._roll_back_after(begin))
+                raise
             except sqlite3.Error as exc:
                 raise _unavailable(self.path, exc) from None
             try:
@@ -218,6 +224,13 @@ class Database:
             except sqlite3.Error as exc:
                 await self._conn.execute("ROLLBACK")
                 raise _unavailable(self.path, exc) from None
+
+    async def _roll_back_after(self, begin: asyncio.Future[Any]) -> None:
+        try:
+            await begin
+        except sqlite3.Error:
+            return  # it never started: nothing to undo
+        await self._conn.execute("ROLLBACK")
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._lock:

@@ -21,7 +21,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -285,9 +285,8 @@ class Ledger:
         if scope == "account":
             await self.require_account(scope_id)
         validate_limits(limits)
-        current = await self.stored_limits(scope, scope_id)
-        merged = limits.over(current)
         async with self.db.transaction() as tx:
+            merged = limits.over(await self.stored_limits(scope, scope_id, tx))  # read and write together
             await tx.execute(
                 "INSERT INTO limits(scope, scope_id, daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour,"
                 " warn_at, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(scope, scope_id) DO UPDATE SET"
@@ -347,12 +346,13 @@ class Ledger:
     # -- reserve / settle / release ----------------------------------------------------------
 
     async def reserve(self, who: Requester, estimate_micros: int, idempotency_key: str, *, tool: str,
-                      what: str | None = None, tx_hook: Callable[[aiosqlite.Connection, str], Any] | None = None
+                      what: str | None = None,
+                      tx_hook: Callable[[aiosqlite.Connection, str], Awaitable[str | None]] | None = None
                       ) -> Reservation:
         """Hold ``estimate_micros`` for a job if every limit allows it, else ``QuotaExceeded``.
 
         ``tx_hook(tx, hold_id)`` runs inside the same transaction (the Toolkit records the job
-        there), so a hold and its job exist together or not at all.
+        there and returns its id), so a hold and its job exist together or not at all.
         """
         if estimate_micros < 0:
             raise ValueError("an estimate cannot be negative")
@@ -378,8 +378,9 @@ class Ledger:
                 " updated_at) VALUES (?,?,?,?,?,?,'held',?,?)",
                 (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
             await self._audit(tx, hold_id, who.account, "reserve", estimate_micros, tool, who.account)
-            if tx_hook is not None:
-                await tx_hook(tx, hold_id)
+            if tx_hook is not None and (job_id := await tx_hook(tx, hold_id)):
+                # linked from the start, so ``holds`` can say what became of the job
+                await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
         return Reservation(hold_id, estimate_micros, tuple(warnings))
 
     def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncio
 import uuid
 from datetime import date
 
@@ -160,8 +161,11 @@ class Toolkit:
                        origin: Mapping[str, Any] | None = None) -> Job:
         """Run one generation. ``wait``: seconds to follow it (None = to the end, 0 = return once
         submitted). A repeated ``idempotency_key`` returns the first job instead of paying twice."""
+        # Keys are scoped to the account: another account reusing a key gets its own job, never
+        # a view of someone else's.
+        key = f"{account.name}:{idempotency_key}" if idempotency_key is not None else uuid.uuid4().hex
         if idempotency_key is not None:
-            existing = await self.engine.find_by_idempotency_key(idempotency_key)
+            existing = await self.engine.find_by_idempotency_key(key)
             if existing is not None:
                 return await self._follow(existing, wait, on_event)
         estimate = self.estimate(tool, arguments)
@@ -170,13 +174,14 @@ class Toolkit:
         adapter = self.adapters.get(spec.provider.value)
         if adapter is None:
             raise UserError(MISSING_KEY[spec.provider.value])
-        key = idempotency_key or uuid.uuid4().hex
         created: list[Job] = []
 
-        async def record_job(tx: aiosqlite.Connection, hold_id: str) -> None:
-            created.append(await self.engine.create(
+        async def record_job(tx: aiosqlite.Connection, hold_id: str) -> str:
+            job = await self.engine.create(
                 account=account.name, tool=spec.tool, params=params.public_params(),
-                estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin, tx=tx))
+                estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin, tx=tx)
+            created.append(job)
+            return job.id
 
         reservation = await self.ledger.reserve(account.requester, estimate.quote.micros, key, tool=spec.tool,
                                                 what=_what(spec), tx_hook=record_job)
@@ -186,11 +191,17 @@ class Toolkit:
         self.warnings[job.id] = reservation.warnings
         try:
             ready = await prepare_inputs(spec, params, adapter)
+            if ready is not params:
+                job = await self.engine.update_params(job.id, ready.public_params())
         except (MediaError, ProviderError) as exc:
             await self.engine.fail_pending(job.id, "input upload failed", str(exc))
             raise UserError(f"Uploading the input failed: {exc} Nothing was charged.") from None
-        if ready is not params:
-            job = await self.engine.update_params(job.id, ready.public_params())
+        except BaseException:
+            # Given up (a cancelled request) or broken before the submit: nothing was sent, so
+            # the job fails now and its hold is released, rather than waiting for a restart.
+            await asyncio.shield(self.engine.fail_pending(job.id, "abandoned before submit",
+                                                          "Stopped before it was sent; nothing was charged."))
+            raise
         job = await self.engine.submit(job, ready.provider_payload())
         return await self._follow(job, wait, on_event)
 
