@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,25 @@ def server_entry(settings: Settings, *, include_keys: bool = False, simulate: bo
         for path, var in KEY_VARS.items():
             section = getattr(settings, path[0])
             key = section.key.get_secret_value() if section.key is not None else None
-            from_env = origin.env_keys.get(path) == var
-            if key and not from_env:
+            if _file_has(origin.file, path):
                 continue  # the config file has it, and VIDEOGEN_CONFIG points there
             entry_env[var] = key if (include_keys and key and not is_placeholder(key)) else placeholder(var)
     entry: dict[str, Any] = {"command": command, "args": args}
     if entry_env:
         entry["env"] = entry_env
     return entry
+
+
+def _file_has(file: Path | None, path: tuple[str, str]) -> bool:
+    """Whether the config file itself sets this key (the environment may override it here, not there)."""
+    if file is None:
+        return False
+    try:
+        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    section = data.get(path[0])
+    return isinstance(section, dict) and bool(section.get(path[1]))
 
 
 def snippet(entry: dict[str, Any], name: str = SERVER_NAME) -> str:

@@ -78,6 +78,13 @@ def test_keys_in_the_config_file_stay_there(clean_env):
     assert entry["env"] == {"VIDEOGEN_CONFIG": str(config)}  # absolute: Claude's working directory differs
 
 
+def test_a_shell_key_does_not_shadow_the_files_key(clean_env, monkeypatch):
+    (clean_env / "videogen.toml").write_text('[fal]\nkey = "fal-from-file"\n')
+    monkeypatch.setenv("FAL_KEY", "fal-from-shell")
+    entry = claude_desktop.server_entry(load_settings())
+    assert "FAL_KEY" not in entry["env"] and entry["env"]["WAVESPEED_API_KEY"].startswith("<paste")
+
+
 def test_simulate_entry_needs_no_keys(clean_env):
     entry = claude_desktop.server_entry(load_settings(), simulate=True)
     assert entry["args"][-2:] == ["mcp", "--simulate"] and "env" not in entry
