@@ -353,6 +353,16 @@ async def test_image_with_size_options_and_animate_and_reroll(bot):
     assert rerolled[0].params["seed"] != job.params.get("seed")
 
 
+async def test_attachments_become_the_models_image_urls(bot):
+    first, second = Attached("a.png"), Attached("b.webp", "image/webp")
+    await slash(bot, "video veo3_1_reference_to_video", prompt="two friends on a bench", image_1=first, image_2=second,
+                image_urls="https://example.com/c.png")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED
+    assert job.params["image_urls"] == [first.payload["url"], second.payload["url"], "https://example.com/c.png"]
+
+
 def test_reroll_arguments_keep_everything_but_the_seed():
     from agent_tools.jobs import Job
 
@@ -452,7 +462,7 @@ async def test_admin_may_cancel_anyones_job_and_cancel_command(bot):
     first, second = sorted(await jobs_of(bot, BOB), key=lambda j: j.created_at)
     await click(bot, f"vg:cancel:{first.id}", CAROL, roles=(ADMIN_ROLE,))
     await slash(bot, "cancel", user=ALICE, job=second.id)  # a stranger, by command
-    assert "No job" in bot.recorder.ephemeral_texts()[-1]
+    assert bot.recorder.ephemeral_texts()[-1].startswith(f"You have no job `{second.id}`; `/jobs` lists yours")
     await slash(bot, "cancel", user=BOB, job=second.id)
     await finish(bot)
     states = {j.id: j.state for j in await jobs_of(bot, BOB)}

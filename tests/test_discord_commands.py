@@ -47,6 +47,9 @@ def test_payload_passes_discords_limits(payload):
     for command in payload:
         assert command_chars(command) <= 8000
         assert command["contexts"] == [0] and command["dm_permission"] is False
+    admin = payload[-1]  # hidden from members without Manage Server unless a server admin changes it
+    assert admin["default_member_permissions"] == discord.Permissions(manage_guild=True).value
+    assert all(c["default_member_permissions"] is None for c in payload[:-1])
 
 
 def test_every_model_is_a_subcommand_of_its_output_kind(payload):

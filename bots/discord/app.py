@@ -21,7 +21,7 @@ from agent_tools.config import Settings
 from agent_tools.errors import UserError
 from agent_tools.toolkit import Account, Toolkit
 
-from .commands import CommandTree, install, payload
+from .commands import CommandTree, install, payload, role_ids
 from .delivery import Deliveries
 from .payloads import payload_hash, validate_payload
 from .state import BotState
@@ -31,15 +31,6 @@ log = logging.getLogger(__name__)
 
 MISSING_TOKEN = ("No Discord bot token: set DISCORD_TOKEN (or [discord] token in the config file). Create one in the "
                  "Discord Developer Portal → your application → Bot → Reset Token.")
-
-
-def role_ids(user: discord.abc.User) -> tuple[int, ...]:
-    """The member's role ids as Discord sent them with the interaction.
-
-    ``Member.roles`` only lists roles of a cached guild; the ids themselves always arrive with the
-    interaction, and role limits and admin roles need exactly those ids.
-    """
-    return tuple(getattr(user, "_roles", ()) or ())
 
 
 class VideoBot(discord.Client):

@@ -23,6 +23,7 @@ from discord.enums import AppCommandOptionType
 
 from agent_tools.catalog import CATALOG, ModelSpec, OutputKind
 from agent_tools.errors import UserError
+from agent_tools.jobs import JobNotFound
 from agent_tools.ledger import Limits, parse_usd
 from agent_tools.toolkit import Account
 
@@ -76,6 +77,15 @@ class NotAdmin(app_commands.CheckFailure):
     def __init__(self) -> None:
         super().__init__("Only the bot's admins can use /admin. Admins are Discord users or roles listed in the "
                          "bot's config ([admins] discord_user_ids / discord_role_ids).")
+
+
+def role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """A member's role ids as Discord sent them with the interaction.
+
+    ``Member.roles`` lists only roles of a cached guild; the ids themselves always arrive with the
+    interaction, and role limits and admin roles need exactly those ids.
+    """
+    return tuple(getattr(user, "_roles", ()) or ())
 
 
 def subcommand_description(spec: ModelSpec) -> str:
@@ -149,7 +159,11 @@ async def cancel(interaction: discord.Interaction, job: str) -> None:
     bot: Any = interaction.client
     account = await bot.account_for(interaction)
     await interaction.response.defer(ephemeral=True, thinking=True)
-    found, message = await bot.toolkit.cancel_job(account, job.strip())
+    try:
+        found, message = await bot.toolkit.cancel_job(account, job.strip())
+    except JobNotFound:
+        raise UserError(f"You have no job `{shorten(job.strip(), 40)}`; `/jobs` lists yours "
+                        "(only its owner or a bot admin can cancel a job).") from None
     await interaction.followup.send(f"Job `{found.id}`: {message}", ephemeral=True)
 
 
@@ -225,8 +239,7 @@ class AdminGroup(app_commands.Group):
         stored = await bot.toolkit.stored_limits(admin, scope, scope_id)
         lines = [render.limits_text(label, stored)]
         if user is not None:
-            member_roles = tuple(str(r.id) for r in getattr(user, "roles", ()) if not r.is_default())
-            who = await bot.toolkit.account_for_discord(user.id, interaction.guild_id, member_roles)
+            who = await bot.toolkit.account_for_discord(user.id, interaction.guild_id, role_ids(user))
             lines.append(render.quota_text(await bot.toolkit.quota_status(who), bot.clock(), bot.tz))
         await interaction.response.send_message(render.shorten_lines(lines), ephemeral=True)
 

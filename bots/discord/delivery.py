@@ -241,6 +241,9 @@ class Deliveries:
             await self.deliver(job, reply, embed)
         except asyncio.CancelledError:
             raise
+        except discord.Forbidden:
+            log.error("job %s: the bot may not post in channel %s (it needs View Channel, Send Messages, Embed Links "
+                      "and Attach Files there); the result is posted on the next start", job.id, reply.channel_id)
         except Exception:
             log.exception("following job %s failed; it will be picked up again on the next start", job.id)
 
@@ -302,25 +305,35 @@ class Deliveries:
 
     async def on_button(self, interaction: discord.Interaction, action: str, job: Job, account: Account,
                         index: int | None) -> None:
-        if action == "cancel":
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            _, message = await self.toolkit.cancel_job(account, job.id)
-            await interaction.followup.send(message, ephemeral=True)
-        elif action == "reroll":
-            await self.start(interaction, job.tool, reroll_arguments(job),
-                             note=f"Re-roll of job {job.id} with a new seed")
-        elif action == "animate":
-            position = index or 0
-            attachments = interaction.message.attachments if interaction.message else []
-            url = (attachments[position].url if position < len(attachments)
-                   else (job.outputs[position]["url"] if position < len(job.outputs) else None))
-            if not url:
-                await reply_private(interaction, "That image is no longer available to animate.")
-                return
-            animate = get(views.ANIMATE_TOOL)
-            await self.start(interaction, animate.tool, animate_arguments(job, url),
-                             note=f"Animating image {position + 1} of job {job.id} with {animate.title} "
-                                  f"(the bot's default image-to-video model; `/video` offers the others)")
+        """A Cancel, Re-roll or Animate click by someone ``JobButton`` already allowed to touch the job."""
+        try:
+            if action == "cancel":
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                _, message = await self.toolkit.cancel_job(account, job.id)
+                await interaction.followup.send(message, ephemeral=True)
+            elif action == "reroll":
+                await self.start(interaction, job.tool, reroll_arguments(job),
+                                 note=f"Re-roll of job {job.id} with a new seed")
+            elif action == "animate":
+                await self._animate(interaction, job, index or 0)
+        except UserError as exc:
+            await reply_private(interaction, render.user_error(exc))
+        except Exception:
+            log.exception("the %s button of job %s failed", action, job.id)
+            await reply_private(interaction, render.INTERNAL_ERROR)
+
+    async def _animate(self, interaction: discord.Interaction, job: Job, position: int) -> None:
+        """Image-to-video from one image of a result, preferring the copy Discord serves for that message."""
+        attachments = interaction.message.attachments if interaction.message else []
+        url = (attachments[position].url if position < len(attachments)
+               else (job.outputs[position]["url"] if position < len(job.outputs) else None))
+        if not url:
+            await reply_private(interaction, "That image is no longer available to animate.")
+            return
+        animate = get(views.ANIMATE_TOOL)
+        await self.start(interaction, animate.tool, animate_arguments(job, url),
+                         note=f"Animating image {position + 1} of job {job.id} with {animate.title} "
+                              "(the bot's default image-to-video model; `/video` offers the others)")
 
     # -- restarts ----------------------------------------------------------------------------
 
