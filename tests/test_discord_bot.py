@@ -346,6 +346,8 @@ async def test_image_with_size_options_and_animate_and_reroll(bot):
     note = field(embed_of(rec.of("webhook", "PATCH", "@original")[-1]), "About")
     assert "Animating image 2" in note and "default image-to-video model" in note
 
+    await click(bot, f"vg:reroll:{job.id}", BOB)
+    assert rec.ephemeral_texts()[-1] == "Only the person who started this job, or a bot admin, can re-roll it."
     await click(bot, f"vg:reroll:{job.id}")
     await finish(bot)
     rerolled = [j for j in await jobs_of(bot) if j.tool == "hunyuan_image_v3" and j.id != job.id]
@@ -541,6 +543,9 @@ async def test_results_are_delivered_after_a_restart(tmp_path, sim):
         assert recorder.of("webhook") == []  # the old interactions are gone: only the bot's token is used
         assert await second.state.pending() == []
         assert await second.deliveries.resume() == []  # delivered once, never again
+        await click(second, f"vg:reroll:{early.id}")  # a button posted by the previous process
+        await finish(second)
+        assert len(await jobs_of(second)) == 2
     finally:
         await stop_bot(second)
 
@@ -578,11 +583,18 @@ async def test_admin_commands_check_the_configured_admins(bot):
 
     resolved_user = {"users": {BOB["id"]: BOB}, "members": {BOB["id"]: {k: v for k, v in member(BOB).items()
                                                                           if k != "user"}}}
-    inter = await _slash_with_user(bot, "admin set-limits", ROOT, "user", BOB, resolved_user, daily="0.30")
+    inter = await _slash_resolved(bot, "admin set-limits", ROOT, "user", 6, BOB, resolved_user, daily="0.30")
     assert inter.response.is_done()
     assert rec.ephemeral_texts()[-1] == f"Saved. <@{BOB['id']}> (account discord-{BOB['id']}): daily $0.30"
     await slash(bot, "video pika_text_to_video", BOB, prompt="a fox", duration=10)
     assert "costs $0.40; you have $0.30 left today" in rec.ephemeral_texts()[-1]
+
+    role = {"id": "910000000000000060", "name": "artists", "color": 0, "hoist": False, "position": 1,
+            "permissions": "0", "managed": False, "mentionable": False, "flags": 0}
+    await _slash_resolved(bot, "admin set-limits", ROOT, "role", 8, role, {"roles": {role["id"]: role}}, hourly=3)
+    assert rec.ephemeral_texts()[-1] == f"Saved. role <@&{role['id']}>: 3 jobs per hour"
+    await _slash_resolved(bot, "admin limits", ROOT, "role", 8, role, {"roles": {role["id"]: role}})
+    assert rec.ephemeral_texts()[-1] == f"role <@&{role['id']}>: 3 jobs per hour"
 
     await slash(bot, "admin set-limits", CAROL, roles=(ADMIN_ROLE,), concurrent=1)  # admin by role, guild scope
     assert rec.ephemeral_texts()[-1] == "Saved. this server: 1 jobs at once"
@@ -595,9 +607,10 @@ async def test_admin_commands_check_the_configured_admins(bot):
     assert report.startswith("```") and f"discord-{ALICE['id']}" in report and "$0.20" in report
 
 
-async def _slash_with_user(bot, path, user, name, target, resolved, **values):
+async def _slash_resolved(bot, path, user, name, kind, target, resolved, **values):
+    """``path`` with a user (type 6) or role (type 8) option, resolved as Discord sends it."""
     group, sub = path.split()
-    options = [option(k, v) for k, v in values.items()] + [{"name": name, "type": 6, "value": target["id"]}]
+    options = [option(k, v) for k, v in values.items()] + [{"name": name, "type": kind, "value": target["id"]}]
     data = {"id": str(snowflake()), "name": group, "type": 1, "resolved": resolved,
             "options": [{"type": 1, "name": sub, "options": options}]}
     inter = interaction(bot, 2, data, user)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import discord
 
 from agent_tools.config import Settings
@@ -133,5 +134,8 @@ async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool 
         except discord.LoginFailure:
             raise UserError("Discord refused the bot token (401 Unauthorized): copy it again from the Developer "
                             "Portal → Bot → Reset Token, into DISCORD_TOKEN.") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UserError(f"Cannot reach Discord ({exc}). Check this machine's internet access, proxy or "
+                            "firewall, then start the bot again.") from None
         finally:
             await toolkit.close()
