@@ -1,0 +1,176 @@
+"""Ledger benchmark (issue 4): reserve + settle throughput and latency on one SQLite file.
+
+Each worker process opens its own ``Database`` (as the MCP server, the Discord bot and the CLI
+do) and runs N reserve → settle pairs one after the other, timing every call. The same work is
+run by 1 process and by 4 processes at once on a fresh file, ``--rounds`` times; the report gives
+medians over rounds of
+
+- per-process throughput (pairs/s and ops/s, an op being one reserve or one settle),
+- aggregate throughput (all pairs / wall time from the first start to the last finish),
+- p50 and p99 latency of reserve and of settle (over every call of every process in a round),
+
+and the ratios 4 processes / 1 process. Limits are on (account daily and monthly caps, a global
+monthly cap, jobs per hour), set high enough that every reservation is granted, so each reserve
+does all its checks: the sums run over every hold of the month in the account and globally.
+
+Run:  .venv/bin/python bench/bench_ledger.py [--pairs 1000] [--rounds 5] [--history 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent_tools.config import Settings  # noqa: E402
+from agent_tools.db import Database  # noqa: E402
+from agent_tools.ledger import Ledger, Requester  # noqa: E402
+
+ESTIMATE = 200_000  # $0.20, a Pika clip
+ACTUAL = 150_000
+
+
+def settings_for(db_path: str | Path) -> Settings:
+    return Settings.model_validate({
+        "storage": {"database": str(db_path)},
+        "quotas": {"default": {"daily_usd": "100000", "monthly_usd": "1000000", "jobs_per_hour": 1_000_000},
+                   "global": {"monthly_usd": "1000000"}},
+    })
+
+
+# -- the worker (one process) -------------------------------------------------------------------
+
+async def worker(db_path: str, index: int, pairs: int) -> dict:
+    db = await Database.open(db_path)
+    try:
+        ledger = Ledger(db, settings_for(db_path))
+        who = Requester(f"bench-{index}")
+        await ledger.ensure_account(who.account)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        reserve_us, settle_us = [], []
+        started = time.time()
+        for i in range(pairs):
+            t0 = time.perf_counter()
+            hold = await ledger.reserve(who, ESTIMATE, f"{index}-{i}-{uuid.uuid4().hex[:8]}", tool="pika_text_to_video")
+            t1 = time.perf_counter()
+            settled = await ledger.settle(hold.hold_id, ACTUAL)
+            t2 = time.perf_counter()
+            assert settled and not hold.existing
+            reserve_us.append(round((t1 - t0) * 1e6))
+            settle_us.append(round((t2 - t1) * 1e6))
+        finished = time.time()
+    finally:
+        await db.close()
+    return {"index": index, "started": started, "finished": finished, "reserve_us": reserve_us, "settle_us": settle_us}
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+async def prefill(db_path: Path, history: int) -> None:
+    """Settled holds from earlier this month, spread evenly over the four benchmark accounts (the
+    same spread whether 1 or 4 processes run, so each account's own sum covers as many rows)."""
+    if not history:
+        return
+    async with await Database.open(db_path) as db:
+        now = time.time()
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO holds(id, idempotency_key, account, tool, estimate_micros, actual_micros, state,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,'settled',?,?)",
+                [(f"h{i}", f"history-{i}", f"bench-{i % 4}", "pika_text_to_video", 1, 1, now - i, now - i)
+                 for i in range(history)])
+
+
+async def run_round(processes: int, pairs: int, history: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "ledger.db"
+        async with await Database.open(db_path):
+            pass
+        await prefill(db_path, history)
+        procs = [await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--worker", str(db_path), str(i), str(pairs),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            for i in range(processes)]
+        for proc in procs:
+            line = await proc.stdout.readline()
+            if line.strip() != b"ready":
+                raise RuntimeError(f"worker did not start: {line!r} {(await proc.stderr.read()).decode()}")
+        for proc in procs:
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        results = []
+        for proc in procs:
+            out, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(err.decode())
+            results.append(json.loads(out))
+    wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    reserves = sorted(us for r in results for us in r["reserve_us"])
+    settles = sorted(us for r in results for us in r["settle_us"])
+    per_process = [pairs / (r["finished"] - r["started"]) for r in results]
+    return {"per_process_pairs_s": statistics.median(per_process),
+            "slowest_process_pairs_s": min(per_process),
+            "aggregate_pairs_s": processes * pairs / wall,
+            "reserve_p50_ms": pct(reserves, 50) / 1000, "reserve_p99_ms": pct(reserves, 99) / 1000,
+            "settle_p50_ms": pct(settles, 50) / 1000, "settle_p99_ms": pct(settles, 99) / 1000,
+            "wall_s": wall}
+
+
+def pct(sorted_values: list[int], p: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values) + 0.5) - 1))  # nearest rank
+    return float(sorted_values[k])
+
+
+def median_of(rounds: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+async def main(pairs: int, rounds: int, history: int) -> None:
+    results = {}
+    for processes in (1, 4):
+        per_round = [await run_round(processes, pairs, history) for _ in range(rounds)]
+        results[processes] = median_of(per_round)
+    one, four = results[1], results[4]
+    print(f"ledger benchmark: {pairs} reserve+settle pairs per process, {rounds} rounds, "
+          f"{history} settled holds of history; medians over rounds")
+    print(f"{'':34}{'1 process':>12}{'4 processes':>14}{'4 / 1':>9}")
+    rows = [
+        ("per-process throughput, pairs/s", "per_process_pairs_s", "{:.0f}"),
+        ("slowest process, pairs/s", "slowest_process_pairs_s", "{:.0f}"),
+        ("aggregate throughput, pairs/s", "aggregate_pairs_s", "{:.0f}"),
+        ("aggregate throughput, ops/s", None, "{:.0f}"),
+        ("reserve p50, ms", "reserve_p50_ms", "{:.2f}"),
+        ("reserve p99, ms", "reserve_p99_ms", "{:.2f}"),
+        ("settle p50, ms", "settle_p50_ms", "{:.2f}"),
+        ("settle p99, ms", "settle_p99_ms", "{:.2f}"),
+        ("wall time of a round, s", "wall_s", "{:.2f}"),
+    ]
+    for label, key, fmt in rows:
+        a, b = (one["aggregate_pairs_s"] * 2, four["aggregate_pairs_s"] * 2) if key is None else (one[key], four[key])
+        print(f"{label:34}{fmt.format(a):>12}{fmt.format(b):>14}{b / a if a else 0:>9.2f}")
+    print(json.dumps({"pairs": pairs, "rounds": rounds, "history": history, "one": one, "four": four}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        _, _, path, index, count = sys.argv
+        print(json.dumps(asyncio.run(worker(path, int(index), int(count)))), flush=True)
+    else:
+        parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+        parser.add_argument("--pairs", type=int, default=1000, help="reserve+settle pairs per process")
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--history", type=int, default=0,
+                            help="settled holds inserted this month before each round (the sums run over them)")
+        args = parser.parse_args()
+        asyncio.run(main(args.pairs, args.rounds, args.history))
