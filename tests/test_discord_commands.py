@@ -122,6 +122,8 @@ def test_image_size_union_is_presets_plus_width_and_height(payload):
     assert opt(image, "width")["type"] == INTEGER and opt(image, "width")["min_value"] == 1
     assert opt(image, "height")["max_value"] == 14142
     assert "sync_mode" not in {o["name"] for o in image["options"]}
+    assert plan_tool(CATALOG["hunyuan_image_v3"]).left_out == ("sync_mode",)
+    assert plan_tool(CATALOG["sora_2_text_to_video"]).left_out == ("api_key",)
 
 
 def test_the_validator_catches_what_discord_would_refuse(payload):

@@ -64,12 +64,14 @@ class Reply:
         self.interaction = interaction
 
     @classmethod
-    def from_origin(cls, bot: "VideoBot", origin: Mapping[str, Any]) -> "Reply":
-        """After a restart: the same channel and message, through the bot's token only."""
+    def from_origin(cls, bot: "VideoBot", origin: Mapping[str, Any],
+                    interaction: discord.Interaction | None = None) -> "Reply":
+        """The job's channel and message; without the interaction (after a restart) the bot's token only."""
         guild = origin.get("guild_id")
         return cls(bot, channel_id=int(origin["channel_id"]), guild_id=int(guild) if guild else None,
                    user_id=int(origin["user_id"]), message_id=int(origin["message_id"]),
-                   expires_at=origin.get("expires_at"), filesize_limit=origin.get("filesize_limit"))
+                   expires_at=origin.get("expires_at"), filesize_limit=origin.get("filesize_limit"),
+                   interaction=interaction)
 
     @property
     def live(self) -> bool:
@@ -174,8 +176,7 @@ class Deliveries:
         account = await self.bot.account_for(interaction)
         origin = {"surface": "discord", "channel_id": str(interaction.channel_id), "user_id": str(interaction.user.id),
                   "guild_id": str(interaction.guild_id) if interaction.guild_id else None,
-                  "message_id": str(message.id), "interaction_id": str(interaction.id),
-                  "expires_at": interaction.expires_at.timestamp(), "filesize_limit": interaction.filesize_limit}
+                  "message_id": str(message.id), "expires_at": interaction.expires_at.timestamp(), "filesize_limit": interaction.filesize_limit}
         if self.bot.simulated:
             origin["simulated"] = True
         try:
@@ -191,11 +192,7 @@ class Deliveries:
         budget = render.budget_line(await self.toolkit.quota_status(account))
         header = render.Header(cost=render.quote_text(estimate.quote), budget=budget,
                                warnings=self.toolkit.warnings.pop(job.id, ()), note=note)
-        reply = Reply(self.bot, channel_id=interaction.channel_id or message.channel.id, guild_id=interaction.guild_id,
-                      user_id=interaction.user.id, message_id=message.id,
-                      expires_at=origin["expires_at"], filesize_limit=interaction.filesize_limit,
-                      interaction=interaction)
-        self.follow(job, reply, header)
+        self.follow(job, Reply.from_origin(self.bot, origin, interaction), header)
         return job
 
     async def _withdraw(self, interaction: discord.Interaction, text: str) -> None:
@@ -254,9 +251,8 @@ class Deliveries:
         except discord.HTTPException as exc:
             log.warning("could not edit the progress message %s: %s", reply.message_id, exc)
 
-    async def deliver(self, job: Job, reply: Reply, embed: discord.Embed | None = None) -> None:
-        """Post a finished job's outcome and remember that it was posted."""
-        embed = embed or render.job_embed(job, render.resumed_header(job), now=self.bot.clock())
+    async def deliver(self, job: Job, reply: Reply, embed: discord.Embed) -> None:
+        """Show the final state in the progress message, post the outcome, and remember that it was posted."""
         await self._edit_progress(reply, embed=embed, view=None)
         message = None
         if job.state is JobState.SUCCEEDED:
