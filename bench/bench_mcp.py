@@ -1,7 +1,7 @@
 """MCP server benchmarks (issue 5), each against a bare mcp SDK server measured in the same run.
 
 1. Cold start: spawn the server → ``initialize`` answered → ``tools/list`` answered, over stdio,
-   as Claude Desktop starts it. videogen: ``python -m agent_tools.cli_mcp mcp`` (= ``videogen mcp``)
+   as Claude Desktop starts it. videogen: ``python -m agent_tools.cli mcp`` (= ``videogen mcp``)
    with an empty database; bare: an ``MCPServer`` with one trivial tool, in a temporary script.
 2. Per-call overhead of ``estimate_cost`` (catalog validation, pricing, a quota read from SQLite,
    rendering) vs the bare server's trivial tool, sequential ``tools/call`` over the same stdio pipe.
@@ -131,7 +131,7 @@ async def main(rounds: int, calls: int) -> None:
         env.update(VIDEOGEN_DB=str(root / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(root / "media"),
                    XDG_CONFIG_HOME=str(root / "xdg-config"), XDG_DATA_HOME=str(root / "xdg-data"),
                    PYTHONPATH=str(ROOT))
-        servers = {"videogen": [sys.executable, "-m", "agent_tools.cli_mcp", "mcp"],
+        servers = {"videogen": [sys.executable, "-m", "agent_tools.cli", "mcp"],
                    "bare": [sys.executable, str(root / "bare_server.py")]}
         cold: dict[str, list[float]] = {name: [] for name in servers}
         listed: dict[str, dict] = {}

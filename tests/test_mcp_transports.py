@@ -1,8 +1,8 @@
 """The MCP server over its real transports: stdio as a subprocess (what Claude Desktop starts) and
 streamable HTTP with bearer tokens (in this process, and as ``videogen mcp --http`` in another).
 
-The subprocesses run ``python -m agent_tools.cli_mcp mcp --simulate``: the same command as
-``videogen mcp --simulate``, with the simulator started inside the server process.
+The subprocesses run ``python -m agent_tools.cli mcp --simulate`` — ``videogen mcp --simulate`` with this
+interpreter — so the simulator is started inside the server process.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Toolkit
 
 MODES = ["legacy", "auto"]
-SERVER = [sys.executable, "-m", "agent_tools.cli_mcp"]
+SERVER = [sys.executable, "-m", "agent_tools.cli"]  # = the `videogen` script
 PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
            b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
 MIB = 1024 * 1024
