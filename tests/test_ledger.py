@@ -787,9 +787,12 @@ async def test_a_reservation_cancelled_while_waiting_for_the_lock_leaves_the_dat
     task = asyncio.create_task(reserve(ledger, 1, "a"))
     await asyncio.sleep(0.2)  # waiting on busy_timeout inside BEGIN IMMEDIATE
     task.cancel()  # e.g. the Discord interaction or MCP request was given up
+    await asyncio.sleep(0.05)
+    other.execute("ROLLBACK")  # the other process lets go soon after (else the cancel waits out busy_timeout)
+    started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await task
-    other.execute("ROLLBACK")
+    assert time.monotonic() - started < 5
     await asyncio.sleep(0.3)
     third = sqlite3.connect(ledger.db.path, isolation_level=None, timeout=0.5)
     try:
