@@ -36,13 +36,10 @@ def cmd_discord(args: argparse.Namespace) -> int:
     if args.dump_commands:
         return dump_commands()
     settings = load_settings(args.config)
-    import discord
-
     from bots.discord.app import serve
 
-    discord.utils.setup_logging()
     try:
-        asyncio.run(serve(settings, simulate=args.simulate, force_sync=args.sync))
+        asyncio.run(serve(settings, simulate=args.simulate, force_sync=args.sync, log_to_stderr=True))
     except KeyboardInterrupt:
         pass
     return 0

@@ -221,12 +221,18 @@ def test_discord_subcommand_is_registered():
     assert args.func is cli_discord.cmd_discord and args.dump_commands and not args.sync
 
 
-async def test_a_missing_token_is_a_clear_error(tmp_path):
-    settings = Settings.model_validate({"storage": {"database": str(tmp_path / "db.sqlite")}})
+def test_a_missing_token_is_a_clear_error(clean_env):
+    args = argparse.Namespace(config=None, dump_commands=False, simulate=False, sync=False)
     with pytest.raises(UserError, match="No Discord bot token: set DISCORD_TOKEN"):
-        await serve(settings)
+        cli_discord.cmd_discord(args)
     assert "Developer Portal" in MISSING_TOKEN
-    assert not (tmp_path / "db.sqlite").exists()  # refused before anything was opened
+    assert not (clean_env / "xdg-data").exists()  # refused before the database was opened
+
+
+async def test_a_blank_token_is_refused_too():
+    settings = Settings.model_validate({"discord": {"token": "  "}})
+    with pytest.raises(UserError, match="No Discord bot token"):
+        await serve(settings)  # a blank token is as good as none
 
 
 async def test_commands_sync_only_when_the_payload_changes(tmp_path):

@@ -118,13 +118,16 @@ class VideoBot(discord.Client):
         await super().close()
 
 
-async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool = False) -> None:
+async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool = False,
+                log_to_stderr: bool = False) -> None:
     """Run the bot until it is stopped. ``simulate``: providers are the built-in simulator."""
     from agent_tools.cli_run import simulated
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():
         raise UserError(MISSING_TOKEN)
+    if log_to_stderr:
+        discord.utils.setup_logging()
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
         bot = VideoBot(toolkit, simulated=simulate, force_sync=force_sync)
