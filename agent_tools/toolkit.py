@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from datetime import date
 
 import aiosqlite
@@ -49,6 +50,19 @@ class Account:
     @property
     def requester(self) -> Requester:
         return Requester(self.name, self.guild_id, self.role_ids)
+
+
+class BoundedDict(OrderedDict[str, tuple[str, ...]]):
+    """A dict that forgets its oldest entries past ``size``, so a long-running server can't grow it forever."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: str, value: tuple[str, ...]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 class LedgerSettlement:
@@ -107,8 +121,9 @@ class Toolkit:
         self.media = media
         self.adapters = adapters
         self.ledger = ledger
-        self.warnings: dict[str, tuple[str, ...]] = {}
-        """Budget warnings (e.g. "80 % of today's budget used") from each job's reservation."""
+        self.warnings: BoundedDict = BoundedDict(1000)
+        """Budget warnings (e.g. "80 % of today's budget used") from recent jobs' reservations;
+        a surface reads (and may pop) them right after ``generate``; old entries fall off."""
 
     @classmethod
     async def open(cls, settings: Settings, *, adapters: Mapping[str, ProviderAdapter] | None = None,
