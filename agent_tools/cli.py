@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, cli_admin, cli_mcp, cli_run
+from . import __version__, cli_admin, cli_discord, cli_mcp, cli_run
 from .catalog import CATALOG, PRICES_AS_OF, get
 from .cli_params import add_model_options, collect_arguments
 from .config import Settings, describe, load_settings
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.register(commands)
     cli_admin.register(commands)
     cli_mcp.register(commands)
+    cli_discord.register(commands)
 
     config = commands.add_parser("config", help="inspect the configuration",
                                  description="Inspect the configuration.")

@@ -66,7 +66,7 @@ UNFINISHED = frozenset({JobState.PENDING, JobState.SUBMITTING, *ACTIVE})
 
 class JobNotFound(UserError):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"No job '{job_id}'. `videogen jobs list` (or list_jobs) shows your jobs.")
+        super().__init__(f"No job '{job_id}' among your jobs; list your jobs to see their ids.")
 
 
 @dataclass(frozen=True)

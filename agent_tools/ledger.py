@@ -308,8 +308,8 @@ class Ledger:
     async def effective_limits(self, who: Requester, tx: aiosqlite.Connection | None = None) -> dict[tuple[str, str], Limits]:
         """(scope, id) → the limits that apply to this requester, for each scope that has any."""
         roles = [await self.stored_limits("role", r, tx) for r in who.role_ids]
-        account = (await self.stored_limits("account", who.account, tx)).over(
-            most_generous(roles).over(self.defaults) if any(not r.empty for r in roles) else self.defaults)
+        base = most_generous([*roles, self.defaults]).over(self.defaults)  # a role raises limits, never lowers them
+        account = (await self.stored_limits("account", who.account, tx)).over(base)
         result = {("account", who.account): account}
         if who.guild_id:
             guild = await self.stored_limits("guild", who.guild_id, tx)
@@ -331,17 +331,22 @@ class Ledger:
         return "1 = 1", ()
 
     async def _usage(self, run: Callable[..., Any], scope: str, scope_id: str, now: float) -> dict[str, int]:
+        # Two queries so each can use its index: a range over (account|guild, created_at) for the
+        # windows, and the state index for the (few) open holds, whenever they were created.
         where, args = self._scope_filter(scope, scope_id)
         windows = self.windows(now)
-        row = await run(
+        sums = await run(
             f"SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN {CHARGE} END), 0),"
-            f" COALESCE(SUM(CASE WHEN created_at >= ? THEN {CHARGE} END), 0),"
-            f" COALESCE(SUM(state IN ('held', 'submitted')), 0),"
-            f" COALESCE(SUM(created_at >= ?), 0)"
-            f" FROM holds WHERE {where} AND (created_at >= ? OR state IN ('held', 'submitted'))",
-            (windows["daily"].start, windows["monthly"].start, windows["hourly"].start, *args,
+            f" COALESCE(SUM({CHARGE}), 0), COALESCE(SUM(created_at >= ?), 0)"
+            f" FROM holds WHERE {where} AND created_at >= ?",
+            (windows["daily"].start, windows["hourly"].start, *args,
              min(windows["monthly"].start, windows["hourly"].start)))
-        return {"daily": row[0], "monthly": row[1], "concurrent": row[2], "hourly": row[3]}
+        monthly = sums[1]
+        if windows["hourly"].start < windows["monthly"].start:  # the first hour of a month
+            monthly = (await run(f"SELECT COALESCE(SUM({CHARGE}), 0) FROM holds WHERE {where} AND created_at >= ?",
+                                 (*args, windows["monthly"].start)))[0]
+        running = await run(f"SELECT COUNT(*) FROM holds WHERE state IN ('held', 'submitted') AND {where}", args)
+        return {"daily": sums[0], "monthly": monthly, "concurrent": running[0], "hourly": sums[2]}
 
     # -- reserve / settle / release ----------------------------------------------------------
 
@@ -387,6 +392,13 @@ class Ledger:
                now: float) -> list[str]:
         windows = self.windows(now)
         for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
+            if cap is not None and asked > cap:
+                raise QuotaExceeded(
+                    what=what, asked_micros=asked, remaining_micros=cap - used[kind], limit=windows[kind].name,
+                    scope=scope, resets_at=windows[kind].end, now=now, tz=self.tz,
+                    message=(f"{what} costs {format_usd(asked)}, more than the whole {kind} limit of "
+                             f"{format_usd(cap)}; choose a shorter, smaller or cheaper option, or ask an admin "
+                             "to raise the limit."))
             if cap is not None and used[kind] + asked > cap:
                 raise QuotaExceeded(what=what, asked_micros=asked, remaining_micros=cap - used[kind],
                                     limit=windows[kind].name, scope=scope, resets_at=windows[kind].end, now=now,
@@ -409,8 +421,9 @@ class Ledger:
             for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
                 if cap and used[kind] + asked >= limits.warn_at * cap > used[kind]:
                     left = cap - used[kind] - asked
-                    warnings.append(f"{owner} used {round((used[kind] + asked) * 100 / cap)} % of the "
-                                    f"{windows[kind].name} budget; {format_usd(left)} left "
+                    period = "today's" if kind == "daily" else "this month's"
+                    warnings.append(f"{owner} used {round((used[kind] + asked) * 100 / cap)} % of "
+                                    f"{period} budget; {format_usd(left)} left "
                                     f"({resets_phrase(windows[kind].end, now, self.tz)}).")
         return warnings
 

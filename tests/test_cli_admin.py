@@ -79,7 +79,7 @@ def test_spend_and_holds_after_a_refusal_and_a_run(capsys, db_env):
     run(capsys, "quota", "set", "--daily", "1.10")
     code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8", "--simulate")
     assert code == 2
-    assert "This Sora 2 Pro clip costs $4.00; you have $1.10 left today (resets at 00:00 UTC, in" in err
+    assert "This Sora 2 Pro clip costs $4.00, more than the whole daily limit of $1.10" in err
     code, out, _ = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--simulate", "--json")
     assert code == 0 and json.loads(out)["cost_usd"] == 0.27
     code, out, _ = run(capsys, "spend", "--by", "model", "--json")

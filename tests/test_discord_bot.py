@@ -407,7 +407,7 @@ async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim)
         assert rec.calls[0]["body"] == {"type": 5}
         assert rec.of("webhook", "DELETE", "@original")  # the public "thinking…" is withdrawn
         [text] = rec.ephemeral_texts()
-        assert text.startswith("This Pika 2.2 clip costs $0.20; you have $0.10 left today (resets at 00:00 UTC")
+        assert text.startswith("This Pika 2.2 clip costs $0.20, more than the whole daily limit of $0.10")
         assert "Nothing was charged" in text and "/quota" in text
         assert await jobs_of(bot) == [] and await spent(bot) == 0
     finally:
@@ -587,7 +587,7 @@ async def test_admin_commands_check_the_configured_admins(bot):
     assert inter.response.is_done()
     assert rec.ephemeral_texts()[-1] == f"Saved. <@{BOB['id']}> (account discord-{BOB['id']}): daily $0.30"
     await slash(bot, "video pika_text_to_video", BOB, prompt="a fox", duration=10)
-    assert "costs $0.40; you have $0.30 left today" in rec.ephemeral_texts()[-1]
+    assert "costs $0.40, more than the whole daily limit of $0.30" in rec.ephemeral_texts()[-1]
 
     role = {"id": "910000000000000060", "name": "artists", "color": 0, "hoist": False, "position": 1,
             "permissions": "0", "managed": False, "mentionable": False, "flags": 0}
