@@ -131,6 +131,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
     
     """,
+    # 3: the Discord bot's bookkeeping — which jobs still await a post, and small facts (the hash
+    # of the last synced command payload). One migration list, so every table has one definition.
+    """
+    CREATE TABLE discord_deliveries(job_id TEXT PRIMARY KEY, created_at REAL NOT NULL, delivered_at REAL,
+                                    message_id TEXT);
+    CREATE TABLE discord_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)
+    """,
 )
 
 

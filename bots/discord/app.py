@@ -66,7 +66,6 @@ class VideoBot(discord.Client):
     async def prepare(self) -> None:
         """Everything start-up does that needs no network: buttons and tables."""
         self.add_dynamic_items(JobButton)
-        await self.state.ensure()
 
     async def setup_hook(self) -> None:
         await self.prepare()

@@ -1,4 +1,5 @@
-"""The bot's own bookkeeping, in two tables of its own beside the Toolkit's.
+"""The bot's own bookkeeping, in two tables of its own beside the Toolkit's (created by the
+migrations in ``agent_tools/db.py``).
 
 - ``discord_deliveries``: every job started from Discord until its result (or failure) was posted,
   so a restart posts what the previous process could not — also jobs another process finished.
@@ -14,22 +15,11 @@ from collections.abc import Callable
 
 from agent_tools.db import Database
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS discord_deliveries(job_id TEXT PRIMARY KEY, created_at REAL NOT NULL,"
-    " delivered_at REAL, message_id TEXT)",
-    "CREATE TABLE IF NOT EXISTS discord_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)",
-)
-
 
 class BotState:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
-
-    async def ensure(self) -> None:
-        async with self.db.transaction() as tx:
-            for statement in SCHEMA:
-                await tx.execute(statement)
 
     async def expect(self, job_id: str) -> None:
         """A job whose outcome must be posted, even if this process stops first."""
