@@ -24,9 +24,9 @@ from .base import CancelOutcome, OutputFile, ProviderResult, RemoteState, Reques
 from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput, MediaDownloadFailed,
                      OutOfBalance, ProviderError, RateLimited, RequestNotFound, SUBMIT_OUTCOME_UNKNOWN,
                      Transient, UnknownProviderError)
-from .http import (DEFAULT_TIMEOUT, GaveUp, Redactor, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
+from .http import (GaveUp, KeyedClient, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
                    json_body, read_upload, retry_after, retry_any_transport, retry_idempotent,
-                   retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries,
+                   retry_rate_limit_only, retry_unsent_only, same_origin, send_with_retries,
                    sentence)
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def app_base(endpoint_id: str) -> str:
     return AppId.parse(endpoint_id).base
 
 
-class FalAdapter:
+class FalAdapter(KeyedClient):
     """fal.ai queue API client: submit, poll, fetch, cancel, upload.
 
     Retries (``RetryPolicy``): status, result and cancel are repeated on 408/429/5xx and transport
@@ -107,33 +107,20 @@ class FalAdapter:
     request left (connect errors), because a repeated submit is a second paid job.
     """
 
-    name = PROVIDER
+    name = provider = label = PROVIDER
+    submit_maybe = (", so fal may have queued the request and may charge for it. Check the fal dashboard "
+                    "before submitting again.")
 
     def __init__(self, key: SecretStr | str, queue_url: str = DEFAULT_QUEUE_URL,
                  rest_url: str = DEFAULT_REST_URL, client: httpx.AsyncClient | None = None, *,
                  retry: RetryPolicy | None = None, data_uri_max_bytes: int = DATA_URI_MAX_BYTES) -> None:
-        key_text = reveal_key(key, provider=PROVIDER, setting=KEY_SETTING)
-        self._auth = SecretStr(f"Key {key_text}")
-        self._redact = Redactor(key_text)
+        super().__init__(key, scheme="Key", key_setting=KEY_SETTING, client=client, retry=retry)
         self.queue_url = queue_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
-        self._owns_client = client is None
-        self.retry = retry or RetryPolicy()
         self.data_uri_max_bytes = data_uri_max_bytes
 
     def __repr__(self) -> str:
         return f"FalAdapter(queue_url={self.queue_url!r}, rest_url={self.rest_url!r})"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> FalAdapter:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     # -- submit ----------------------------------------------------------------------------------
 
@@ -280,23 +267,6 @@ class FalAdapter:
             raise InvalidInput(f"'{excerpt(ref.request_id, 80)}' is not a fal request id.", provider=PROVIDER)
         base = f"{self.queue_url}/{app_base(ref.endpoint_id)}/requests/{ref.request_id}"
         return {"status": f"{base}/status", "result": base, "cancel": f"{base}/cancel"}[kind]
-
-    async def _send(self, method: str, url: str, *, what: str, retry_response: Any, retry_error: Any,
-                    **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": self._auth.get_secret_value(), "Accept": "application/json"}
-        try:
-            return await send_with_retries(self._client, method, url, policy=self.retry,
-                                           retry_response=retry_response, retry_error=retry_error,
-                                           headers=headers, **kwargs)
-        except GaveUp as exc:
-            if what == "submit" and exc.maybe_sent:
-                raise Transient(
-                    f"The connection to fal failed after the submit was sent ({exc.reason}), so fal may "
-                    "have queued the request and may charge for it. Check the fal dashboard before "
-                    "submitting again.", provider=PROVIDER, error_type=SUBMIT_OUTCOME_UNKNOWN,
-                    retryable=False) from exc.error
-            raise Transient(f"The {what} call to fal failed: {exc.reason} ({exc.attempts} attempt(s)). "
-                            "Check the network and try again.", provider=PROVIDER) from exc.error
 
     def _http_error(self, response: httpx.Response, what: str) -> ProviderError:
         return self._redact.error(fal_error(response, what))

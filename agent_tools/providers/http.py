@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from .errors import AuthenticationFailed, InvalidInput, ProviderError
+from .errors import SUBMIT_OUTCOME_UNKNOWN, AuthenticationFailed, InvalidInput, ProviderError, Transient
 
 log = logging.getLogger(__name__)
 
@@ -333,3 +333,50 @@ async def read_upload(path: Path, *, provider: str, max_bytes: int | None = None
     except OSError as exc:
         raise InvalidInput(f"{path} cannot be read ({exc.strerror}); nothing was uploaded.",
                            provider=provider) from None
+
+
+class KeyedClient:
+    """What both adapters share: the key as an ``Authorization`` header that never reaches text,
+    an httpx client they own (or one given to them), the retry loop, and what giving up means.
+
+    Subclasses set ``provider`` (the id), ``label`` (how messages name it) and ``submit_maybe``
+    (how a submit that may have reached the server is explained after "…was sent (reason)").
+    """
+
+    provider: str
+    label: str
+    submit_maybe: str
+
+    def __init__(self, key: SecretStr | str, *, scheme: str, key_setting: str,
+                 client: httpx.AsyncClient | None, retry: RetryPolicy | None) -> None:
+        key_text = reveal_key(key, provider=self.label, setting=key_setting)
+        self._auth = SecretStr(f"{scheme} {key_text}")
+        self._redact = Redactor(key_text)
+        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._owns_client = client is None
+        self.retry = retry or RetryPolicy()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _send(self, method: str, url: str, *, what: str, retry_response: ResponsePredicate,
+                    retry_error: ErrorPredicate, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": self._auth.get_secret_value(), "Accept": "application/json"}
+        try:
+            return await send_with_retries(self._client, method, url, policy=self.retry,
+                                           retry_response=retry_response, retry_error=retry_error,
+                                           headers=headers, **kwargs)
+        except GaveUp as exc:
+            if what == "submit" and exc.maybe_sent:
+                raise Transient(f"The connection to {self.label} failed after the submit was sent ({exc.reason})"
+                                + self.submit_maybe, provider=self.provider, error_type=SUBMIT_OUTCOME_UNKNOWN,
+                                retryable=False) from exc.error
+            raise Transient(f"The {what} call to {self.label} failed: {exc.reason} ({exc.attempts} attempt(s)). "
+                            "Check the network and try again.", provider=self.provider) from exc.error

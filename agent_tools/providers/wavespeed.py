@@ -22,9 +22,9 @@ from .base import CancelOutcome, OutputFile, ProviderResult, RemoteState, Reques
 from .errors import (AuthenticationFailed, Cancelled, ContentPolicy, InvalidInput, MediaDownloadFailed,
                      OutOfBalance, ProviderError, RateLimited, RequestNotFound, SUBMIT_OUTCOME_UNKNOWN,
                      Transient, UnknownProviderError)
-from .http import (DEFAULT_TIMEOUT, GaveUp, Redactor, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
+from .http import (GaveUp, KeyedClient, RetryPolicy, UPLOAD_TIMEOUT, excerpt, first_text,
                    json_body, read_upload, retry_after, retry_any_transport, retry_idempotent,
-                   retry_rate_limit_only, retry_unsent_only, reveal_key, same_origin, send_with_retries,
+                   retry_rate_limit_only, retry_unsent_only, same_origin, send_with_retries,
                    sentence)
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ _MEDIA_CODES = frozenset({1402})
 _TRANSIENT_CODES = frozenset({1403, 1405, 5000, 5003, 5004})
 
 
-class WaveSpeedAdapter:
+class WaveSpeedAdapter(KeyedClient):
     """WaveSpeed v3 client: submit, poll, fetch, upload; cancel is reported as unsupported.
 
     Retries (``RetryPolicy``): result/status GETs and uploads are repeated on 408/429/5xx and transport
@@ -64,30 +64,17 @@ class WaveSpeedAdapter:
     sending or a 5xx raises ``Transient`` (not retryable) whose message says the task may exist.
     """
 
-    name = PROVIDER
+    name = provider = PROVIDER
+    label = "WaveSpeed"
+    submit_maybe = ". " + _SUBMIT_MAYBE
 
     def __init__(self, key: SecretStr | str, base_url: str = DEFAULT_BASE_URL,
                  client: httpx.AsyncClient | None = None, *, retry: RetryPolicy | None = None) -> None:
-        key_text = reveal_key(key, provider="WaveSpeed", setting=KEY_SETTING)
-        self._auth = SecretStr(f"Bearer {key_text}")
-        self._redact = Redactor(key_text)
+        super().__init__(key, scheme="Bearer", key_setting=KEY_SETTING, client=client, retry=retry)
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
-        self._owns_client = client is None
-        self.retry = retry or RetryPolicy()
 
     def __repr__(self) -> str:
         return f"WaveSpeedAdapter(base_url={self.base_url!r})"
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> WaveSpeedAdapter:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     # -- submit ----------------------------------------------------------------------------------
 
@@ -206,21 +193,6 @@ class WaveSpeedAdapter:
         response = await self._send("GET", url, what=what, retry_response=retry_idempotent,
                                     retry_error=retry_any_transport)
         return self._envelope(response, what)
-
-    async def _send(self, method: str, url: str, *, what: str, retry_response: Any, retry_error: Any,
-                    **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": self._auth.get_secret_value(), "Accept": "application/json"}
-        try:
-            return await send_with_retries(self._client, method, url, policy=self.retry,
-                                           retry_response=retry_response, retry_error=retry_error,
-                                           headers=headers, **kwargs)
-        except GaveUp as exc:
-            if what == "submit" and exc.maybe_sent:
-                raise Transient(f"The connection to WaveSpeed failed after the submit was sent ({exc.reason}). "
-                                + _SUBMIT_MAYBE, provider=PROVIDER, error_type=SUBMIT_OUTCOME_UNKNOWN,
-                                retryable=False) from exc.error
-            raise Transient(f"The {what} call to WaveSpeed failed: {exc.reason} ({exc.attempts} attempt(s)). "
-                            "Check the network and try again.", provider=PROVIDER) from exc.error
 
     def _envelope(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """``data`` of a successful envelope; any other reply becomes the matching error."""
