@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__, cli_admin, cli_discord, cli_mcp, cli_run
 from .catalog import CATALOG, PRICES_AS_OF, get
+from .cli_run import table
 from .cli_params import add_model_options, collect_arguments
 from .config import Settings, describe, load_settings
 from .errors import InvalidArguments, UserError
@@ -25,12 +26,6 @@ EXIT_USAGE = 2
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
-
-
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -51,7 +46,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"prices_as_of": PRICES_AS_OF, "models": entries}, indent=2))
         return 0
-    print(_table(rows, ["TOOL", "PROVIDER", "CATEGORY", "DEFAULT RUN", "PRICE"]))
+    print(table(rows, ["TOOL", "PROVIDER", "CATEGORY", "DEFAULT RUN", "PRICE"]))
     print(f"\n{len(entries)} models; list prices as of {PRICES_AS_OF}. "
           "`videogen estimate TOOL --help` shows a model's parameters.")
     return 0
@@ -131,7 +126,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     else:
         print("config file: none; looked in " + ", ".join(str(p) for p in origin.searched) + "; using defaults")
     rows = [[key, value, source] for key, value, source in describe(settings)]
-    print(_table(rows, ["SETTING", "VALUE", "FROM"]))
+    print(table(rows, ["SETTING", "VALUE", "FROM"]))
     missing = [name for name, key in (("fal", settings.fal.key), ("wavespeed", settings.wavespeed.key)) if key is None]
     if missing:
         print(f"\nnote: no API key for {', '.join(missing)}; generations on those providers will be refused "

@@ -7,65 +7,46 @@ All of them act as the local account (an admin) through the Toolkit, the same ca
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
-from .config import load_settings
+from .cli_run import table, with_toolkit
 from .errors import UserError
 from .ledger import Limits, LimitStatus, parse_usd, resets_phrase
 from .money import format_usd, to_usd
 from .toolkit import LOCAL_ACCOUNT, Account, Toolkit
 
 
-def _run(args: argparse.Namespace, action: Callable[[Toolkit], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        toolkit = await Toolkit.open(load_settings(args.config), resume=False)
-        try:
-            return await action(toolkit)
-        finally:
-            await toolkit.close()
-
-    return asyncio.run(go())
-
-
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    from .cli import _table as table
-
-    return table(rows, headers)
-
-
 # -- accounts ---------------------------------------------------------------------------------
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
-    _run(args, lambda t: t.add_account(t.local_account(), args.name))
+    with_toolkit(args, lambda t: t.add_account(t.local_account(), args.name))
     print(f"account '{args.name}' added; give it an HTTP token with `videogen accounts token {args.name}`")
     return 0
 
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
-    rows = _run(args, lambda t: t.ledger.accounts())
+    rows = with_toolkit(args, lambda t: t.ledger.accounts())
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(_table([[r["name"], r["ids"] or "", str(r["tokens"]),
+    print(table([[r["name"], r["ids"] or "", str(r["tokens"]),
                    time.strftime("%Y-%m-%d", time.localtime(r["created_at"]))] for r in rows],
                  ["ACCOUNT", "LINKED IDENTITIES", "TOKENS", "CREATED"]))
     return 0
 
 
 def cmd_accounts_link(args: argparse.Namespace) -> int:
-    _run(args, lambda t: t.link_discord(t.local_account(), args.account, args.discord))
+    with_toolkit(args, lambda t: t.link_discord(t.local_account(), args.account, args.discord))
     print(f"Discord user {args.discord} now acts as account '{args.account}' (one budget for both)")
     return 0
 
 
 def cmd_accounts_token(args: argparse.Namespace) -> int:
-    token = _run(args, lambda t: t.create_token(t.local_account(), args.account, label=args.label))
+    token = with_toolkit(args, lambda t: t.create_token(t.local_account(), args.account, label=args.label))
     print(token)
     print(f"\nThis is the only time the token for '{args.account}' is shown; only its hash is stored. "
           "Use it as `Authorization: Bearer <token>` with `videogen mcp --http`.", file=sys.stderr)
@@ -105,7 +86,7 @@ def cmd_quota_show(args: argparse.Namespace) -> int:
             return await t.quota_status(Account(scope_id)), t.ledger.tz
         return await t.stored_limits(t.local_account(), scope, scope_id), t.ledger.tz
 
-    result, tz = _run(args, action)
+    result, tz = with_toolkit(args, action)
     if isinstance(result, Limits):
         data = {"scope": scope, "scope_id": scope_id, "daily_usd": _usd(result.daily_micros),
                 "monthly_usd": _usd(result.monthly_micros), "concurrent_jobs": result.concurrent_jobs,
@@ -125,7 +106,7 @@ def cmd_quota_show(args: argparse.Namespace) -> int:
     if not result:
         print(f"account {scope_id}: no limits apply")
         return 0
-    print(_table(_status_rows(result, now, tz), ["SCOPE", "LIMIT", "MAX", "USED", "LEFT", "RESETS"]))
+    print(table(_status_rows(result, now, tz), ["SCOPE", "LIMIT", "MAX", "USED", "LEFT", "RESETS"]))
     return 0
 
 
@@ -142,7 +123,7 @@ def cmd_quota_set(args: argparse.Namespace) -> int:
                     concurrent_jobs=_count(args.concurrent, "--concurrent"),
                     jobs_per_hour=_count(args.hourly, "--hourly"),
                     warn_at=None if args.warn_at is None else _share(args.warn_at))
-    merged = _run(args, lambda t: t.set_limits(t.local_account(), scope, scope_id, limits))
+    merged = with_toolkit(args, lambda t: t.set_limits(t.local_account(), scope, scope_id, limits))
     shown = {"daily": _money(merged.daily_micros), "monthly": _money(merged.monthly_micros),
              "concurrent": merged.concurrent_jobs, "hourly": merged.jobs_per_hour, "warn_at": merged.warn_at}
     print(f"{scope} {scope_id}".strip() + ": " + ", ".join(f"{k}={v}" for k, v in shown.items() if v is not None))
@@ -182,13 +163,13 @@ def cmd_spend(args: argparse.Namespace) -> int:
         since = date.fromisoformat(args.since) if args.since else None
     except ValueError:
         raise UserError(f"--since takes a date as YYYY-MM-DD, not '{args.since}'.") from None
-    rows = _run(args, lambda t: t.spend_report(t.local_account(), by=args.by, since=since, all_accounts=True))
+    rows = with_toolkit(args, lambda t: t.spend_report(t.local_account(), by=args.by, since=since, all_accounts=True))
     if args.json:
         print(json.dumps([{args.by: r.key, "jobs": r.jobs, "settled_usd": to_usd(r.settled_micros),
                            "open_usd": to_usd(r.open_micros)} for r in rows], indent=2))
         return 0
     total = sum(r.settled_micros for r in rows)
-    print(_table([[r.key, str(r.jobs), format_usd(r.settled_micros), format_usd(r.open_micros)] for r in rows]
+    print(table([[r.key, str(r.jobs), format_usd(r.settled_micros), format_usd(r.open_micros)] for r in rows]
                  + [["total", str(sum(r.jobs for r in rows)), format_usd(total),
                      format_usd(sum(r.open_micros for r in rows))]],
                  [args.by.upper(), "JOBS", "SPENT", "RESERVED (OPEN)"]))
@@ -196,7 +177,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
 
 
 def cmd_holds(args: argparse.Namespace) -> int:
-    holds = _run(args, lambda t: t.open_holds(t.local_account()))
+    holds = with_toolkit(args, lambda t: t.open_holds(t.local_account()))
     if args.json:
         print(json.dumps([h.__dict__ for h in holds], indent=2))
         return 0
@@ -214,7 +195,7 @@ def cmd_holds(args: argparse.Namespace) -> int:
             advice = f"job {h.job_id} is {h.job_state}; it settles by itself"
         rows.append([h.id, h.account, h.tool, format_usd(h.estimate_micros), h.state,
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(h.created_at)), advice])
-    print(_table(rows, ["HOLD", "ACCOUNT", "TOOL", "RESERVED", "STATE", "CREATED", "WHAT TO DO"]))
+    print(table(rows, ["HOLD", "ACCOUNT", "TOOL", "RESERVED", "STATE", "CREATED", "WHAT TO DO"]))
     return 0
 
 
@@ -232,7 +213,7 @@ def cmd_holds_resolve(args: argparse.Namespace) -> int:
             amount = hold.estimate_micros
         return await t.resolve_hold(t.local_account(), args.hold_id, charge_micros=amount)
 
-    changed = _run(args, action)
+    changed = with_toolkit(args, action)
     print(f"hold {args.hold_id} {'resolved' if changed else 'was already settled or released; nothing changed'}")
     return 0
 

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO
 
 from pydantic import SecretStr
@@ -25,6 +25,13 @@ from .toolkit import LOCAL_ACCOUNT, Account, Toolkit
 
 LOCAL = Account(LOCAL_ACCOUNT, is_admin=True)  # the operator at the terminal
 SIMULATED_KEY = "simulated-key"
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Left-aligned columns with a rule under the headers: what every listing command prints."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 class Progress:
@@ -146,35 +153,37 @@ async def _generate(settings: Settings, tool: str, arguments: dict[str, Any], *,
 
 # -- jobs -----------------------------------------------------------------------------------
 
-async def _with_toolkit(args: argparse.Namespace, action: Any) -> Any:
-    toolkit = await Toolkit.open(load_settings(args.config), resume=False)
-    try:
-        return await action(toolkit)
-    finally:
-        await toolkit.close()
+def with_toolkit(args: argparse.Namespace, action: Callable[[Toolkit], Awaitable[Any]]) -> Any:
+    """Run one Toolkit call for a command: open (without resuming jobs), act, close."""
+    async def go() -> Any:
+        toolkit = await Toolkit.open(load_settings(args.config), resume=False)
+        try:
+            return await action(toolkit)
+        finally:
+            await toolkit.close()
+
+    return asyncio.run(go())
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    jobs = asyncio.run(_with_toolkit(args, lambda t: t.list_jobs(LOCAL, limit=args.limit, all_accounts=args.all)))
+    jobs = with_toolkit(args, lambda t: t.list_jobs(LOCAL, limit=args.limit, all_accounts=args.all))
     if args.json:
         print(json.dumps([job_json(j) | {"account": j.account, "created_at": j.created_at} for j in jobs], indent=2))
         return 0
     if not jobs:
         print("no jobs yet; `videogen generate TOOL --simulate ...` makes a free test one")
         return 0
-    from .cli import _table
-
     rows = [[j.id, j.account, j.tool, j.state.value,
              format_usd(j.actual_micros if j.actual_micros is not None else j.estimate_micros),
              time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)),
              (j.outputs[0].get("path") or j.outputs[0].get("url") or "") if j.outputs else (j.error or "")[:60]]
             for j in jobs]
-    print(_table(rows, ["JOB", "ACCOUNT", "TOOL", "STATE", "COST", "CREATED", "OUTPUT / ERROR"]))
+    print(table(rows, ["JOB", "ACCOUNT", "TOOL", "STATE", "COST", "CREATED", "OUTPUT / ERROR"]))
     return 0
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    job = asyncio.run(_with_toolkit(args, lambda t: t.get_job(LOCAL, args.job_id)))
+    job = with_toolkit(args, lambda t: t.get_job(LOCAL, args.job_id))
     if args.json:
         print(json.dumps(job_json(job) | {"account": job.account, "params": job.params, "request_id": job.request_id,
                                           "logs": job.logs, "created_at": job.created_at,
@@ -185,7 +194,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
-    job, message = asyncio.run(_with_toolkit(args, lambda t: t.cancel_job(LOCAL, args.job_id)))
+    job, message = with_toolkit(args, lambda t: t.cancel_job(LOCAL, args.job_id))
     print(f"job {job.id}: {message}")
     return 0
 
