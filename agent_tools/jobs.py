@@ -432,8 +432,10 @@ class JobEngine:
         if new_logs or update.queue_position != job.queue_position:
             job = await self._update(job.id, logs=logs, queue_position=update.queue_position)
             self._emit(job, new_logs=new_logs)
-        else:
-            job = await self._update(job.id)  # renew the lease
+        elif self.clock() - job.updated_at > LEASE_SECONDS / 4:
+            # Every write renews the lease (updated_at says when); an unchanged poll writes only when
+            # the lease has aged, instead of one transaction per poll per job.
+            job = await self._update(job.id)
         return job, False
 
     async def _fetch(self, job: Job, adapter: ProviderAdapter) -> Job:
