@@ -419,12 +419,13 @@ async def crash_during_submit(tmp_path, sim) -> tuple[Toolkit, object, object]:
     """Two reserved jobs, one pending and one mid-submit, when the process dies; then a new
     process starts after their leases lapsed. Returns (new toolkit, pending job, submitting job)."""
     settings = make_settings(tmp_path, default={"daily_usd": "20", "concurrent_jobs": 5}, sim=sim)
-    kit = await Toolkit.open(settings)
+    crash = ts("2026-06-15T09:00:00")  # fixed, so "10,000 s later" is the same day whenever the test runs
+    kit = await Toolkit.open(settings, clock=lambda: crash)
     pending = await reserve_job(kit, "pending")
     submitting = await reserve_job(kit, "submitting")
     await kit.engine._transition(submitting.id, JobState.SUBMITTING, {JobState.PENDING})
     await kit.close()  # the process dies here
-    return await Toolkit.open(settings, clock=lambda: time.time() + 10_000), pending, submitting
+    return await Toolkit.open(settings, clock=lambda: crash + 10_000), pending, submitting
 
 
 async def test_a_crash_between_reserve_and_submit_leaves_a_visible_recoverable_hold(tmp_path, sim):
