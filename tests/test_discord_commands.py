@@ -13,7 +13,7 @@ from unittest.mock import AsyncMock
 import discord
 import pytest
 
-from agent_tools import cli_discord
+from agent_tools.cli import discord as cli_discord
 from agent_tools.catalog import CATALOG, OutputKind
 from agent_tools.config import Settings
 from agent_tools.errors import UserError

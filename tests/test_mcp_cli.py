@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from agent_tools import claude_desktop, cli_mcp
+from agent_tools.cli import main as videogen
+from agent_tools.cli import mcp as cli_mcp
+from agent_tools.mcp_server import claude_desktop
 from agent_tools.config import load_settings
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli_mcp.main(list(argv))
+    code = videogen(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -34,8 +36,6 @@ def test_register_adds_mcp_with_install_claude():
 def test_videogen_mcp_once_the_cli_registers_it():
     from agent_tools import cli
 
-    if not claude_desktop._cli_has_mcp():
-        pytest.skip("agent_tools/cli.py does not call cli_mcp.register(commands) yet")
     args = cli.build_parser().parse_args(["mcp", "install-claude"])
     assert args.func is cli_mcp.cmd_install_claude
 
@@ -56,7 +56,7 @@ def test_entry_uses_absolute_paths_and_placeholders_for_keys_from_the_shell(clea
     monkeypatch.setenv("VIDEOGEN_DB", "data/videogen.db")
     entry = claude_desktop.server_entry(load_settings())
     assert Path(entry["command"]).is_absolute()
-    assert entry["args"] in (["mcp"], ["-m", "agent_tools.cli_mcp", "mcp"])
+    assert entry["args"] in (["mcp"], ["-m", "agent_tools.cli", "mcp"])
     assert entry["env"]["FAL_KEY"] == "<paste your FAL_KEY here>"
     assert entry["env"]["WAVESPEED_API_KEY"] == "<paste your WAVESPEED_API_KEY here>"
     assert entry["env"]["VIDEOGEN_DB"] == str(clean_env / "data" / "videogen.db")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent_tools import mcp_render
+from agent_tools.mcp_server import render as mcp_render
 from agent_tools.jobs import Job, JobState
 from agent_tools.ledger import LimitStatus
 from agent_tools.simulator.media import render_image

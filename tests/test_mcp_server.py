@@ -18,10 +18,10 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from agent_tools import mcp_server
+from agent_tools.mcp_server import server as mcp_server
 from agent_tools.catalog import CATALOG
 from agent_tools.config import Settings
-from agent_tools.mcp_server import (WAIT_SECONDS, WAIT_SECONDS_PROPERTY, VideogenServer, build_server,
+from agent_tools.mcp_server.server import (WAIT_SECONDS, WAIT_SECONDS_PROPERTY, VideogenServer, build_server,
                                     generation_input_schema)
 from agent_tools.schemas import mcp_tool
 from agent_tools.simulator import SimSettings, Simulator

@@ -21,7 +21,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from agent_tools.config import Settings
-from agent_tools.mcp_server import WAIT_SECONDS, running_http
+from agent_tools.mcp_server.server import WAIT_SECONDS, running_http
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Toolkit
 

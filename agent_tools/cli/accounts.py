@@ -13,11 +13,11 @@ import time
 from datetime import date
 from typing import Any
 
-from .cli_run import table, with_toolkit
-from .errors import UserError
-from .ledger import Limits, LimitStatus, parse_usd, resets_phrase
-from .money import format_usd, to_usd
-from .toolkit import LOCAL_ACCOUNT, Account, Toolkit
+from ..errors import UserError
+from ..ledger import Limits, LimitStatus, parse_usd, resets_phrase
+from ..money import format_usd, to_usd
+from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
+from .output import table, with_toolkit
 
 
 # -- accounts ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from .config import load_settings
+from .output import settings_of
 
 
 def dump_commands(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -35,7 +35,7 @@ def dump_commands(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
 def cmd_discord(args: argparse.Namespace) -> int:
     if args.dump_commands:
         return dump_commands()
-    settings = load_settings(args.config)
+    settings = settings_of(args)
     from bots.discord.app import serve
 
     try:

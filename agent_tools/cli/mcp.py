@@ -6,8 +6,7 @@
     videogen mcp install-claude [--write] print (or merge) the claude_desktop_config.json entry
 
 On stdio, stdout carries the protocol only: every message and log line goes to stderr.
-``register(commands)`` adds the command to the ``videogen`` parser; ``python -m agent_tools.cli_mcp``
-runs the same command on its own.
+The server itself is ``agent_tools.mcp_server``, imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import claude_desktop, cli_run
-from .config import Settings, load_settings
-from .errors import UserError
+from ..config import Settings
+from ..mcp_server import claude_desktop
+from ..simulator.session import simulated
+from .output import settings_of
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -54,7 +53,7 @@ def without_placeholder_keys(settings: Settings) -> Settings:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     _log_to_stderr(args.verbose)
-    settings = without_placeholder_keys(load_settings(args.config))
+    settings = without_placeholder_keys(settings_of(args))
     try:
         asyncio.run(_serve(settings, http=args.http, host=args.host or settings.mcp.host,
                            port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate))
@@ -64,11 +63,11 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool) -> None:
-    from .mcp_server import serve_http, serve_stdio
-    from .toolkit import Toolkit
+    from ..mcp_server.server import serve_http, serve_stdio
+    from ..toolkit import Toolkit
 
     _stop_on_sigterm()
-    async with cli_run.simulated(settings, simulate) as effective:
+    async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
         origin = {"simulated": True} if simulate else {}
         try:
@@ -103,7 +102,7 @@ def _stop_on_sigterm() -> None:
 # -- Claude Desktop -----------------------------------------------------------------------------
 
 def cmd_install_claude(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = settings_of(args)
     entry = claude_desktop.server_entry(settings, include_keys=args.include_keys, simulate=args.simulate)
     path = Path(args.config_file).expanduser() if args.config_file else claude_desktop.config_path()
     placeholders = [var for var, value in entry.get("env", {}).items() if claude_desktop.is_placeholder(value)]
@@ -158,24 +157,3 @@ def register(commands: Any) -> None:
     install.add_argument("--simulate", action="store_true", help="make Claude Desktop run it against the simulator")
     install.set_defaults(func=cmd_install_claude)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """A ``videogen`` parser with only the ``mcp`` command, for ``python -m agent_tools.cli_mcp``."""
-    parser = argparse.ArgumentParser(prog="videogen", description="videogen's MCP server.")
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $VIDEOGEN_CONFIG, ./videogen.toml, then the user config dir)")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

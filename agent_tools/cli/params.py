@@ -12,11 +12,32 @@ import argparse
 import json
 from typing import Any
 
-from .catalog import ModelSpec
-from .catalog.spec import describe_constraints
-from .errors import InvalidArguments
+from ..catalog import ModelSpec
+from ..catalog.spec import describe_constraints
+from ..errors import InvalidArguments
 
 DEST_PREFIX = "param__"
+
+
+def tool_parser(command: str, spec: ModelSpec) -> argparse.ArgumentParser:
+    """The parser for ``videogen COMMAND TOOL …``: the model's options plus ``--json``."""
+    parser = argparse.ArgumentParser(
+        prog=f"videogen {command} {spec.tool}",
+        description=f"{spec.title}. {spec.summary}\n\nPrice: {spec.price_unit}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_options(parser, spec)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def parse_tool_arguments(parser: argparse.ArgumentParser, spec: ModelSpec,
+                         argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any], list[str]]:
+    """Options → raw arguments, with unknown flags turned into problems rather than a usage exit, so
+    they are reported together with the validation problems."""
+    options, unknown = parser.parse_known_args(argv)
+    problems = [f"{flag}: not an option of {spec.tool}; see `{parser.prog} --help`"
+                for flag in unknown if flag.startswith("-")]
+    return options, collect_arguments(options, spec), problems
 
 
 def option_names(name: str) -> list[str]:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import ENV_OVERRIDES, Settings
-from .errors import UserError
+from ..config import ENV_OVERRIDES, Settings
+from ..errors import UserError
 
 SERVER_NAME = "videogen"
 KEY_VARS = {("fal", "key"): "FAL_KEY", ("wavespeed", "key"): "WAVESPEED_API_KEY"}
@@ -52,25 +52,14 @@ def config_path(env: Mapping[str, str] | None = None, platform: str | None = Non
 def launcher(mcp_args: list[str]) -> tuple[str, list[str]]:
     """The absolute command that starts ``videogen mcp`` with this Python.
 
-    The venv's ``videogen`` script when it exists next to this interpreter (and ``mcp`` is one of
-    its commands), else ``python -m agent_tools.cli_mcp``, which needs nothing on PATH.
+    The venv's ``videogen`` script when it exists next to this interpreter, else
+    ``python -m agent_tools.cli``, which needs nothing on PATH.
     """
     python = Path(sys.executable).absolute()  # not resolved: a venv's python is a symlink that must stay one
     script = python.with_name("videogen.exe" if sys.platform == "win32" else "videogen")
-    if script.is_file() and _cli_has_mcp():
+    if script.is_file():
         return str(script), ["mcp", *mcp_args]
-    return str(python), ["-m", "agent_tools.cli_mcp", "mcp", *mcp_args]
-
-
-def _cli_has_mcp() -> bool:
-    from . import cli
-
-    parser = cli.build_parser()
-    for action in parser._actions:  # argparse keeps sub-commands here; there is no public accessor
-        choices = getattr(action, "choices", None)
-        if isinstance(choices, dict) and "mcp" in choices:
-            return True
-    return False
+    return str(python), ["-m", "agent_tools.cli", "mcp", *mcp_args]
 
 
 def server_entry(settings: Settings, *, include_keys: bool = False, simulate: bool = False,

@@ -1,6 +1,6 @@
 """How the MCP server shows things to an LLM: job results, budgets, and small image previews.
 
-Everything here is pure (no I/O besides reading a kept image file): ``mcp_server`` calls the
+Everything here is pure (no I/O besides reading a kept image file): ``server`` calls the
 Toolkit and hands what comes back to these functions, which build the ``structured_content``
 (validated by each tool's output schema) and the short text an LLM reads.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .jobs import FINAL, Job, JobState
-from .ledger import LimitStatus, resets_phrase
-from .money import format_usd, to_usd
+from ..jobs import FINAL, Job, JobState
+from ..ledger import LimitStatus, resets_phrase
+from ..money import format_usd, to_usd
 
 # -- budgets ---------------------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ def job_text(job: Job, *, now: float, show_paths: bool, limits: Sequence[LimitSt
 
 
 def _image_tools() -> frozenset[str]:
-    from .catalog import CATALOG, OutputKind
+    from ..catalog import CATALOG, OutputKind
 
     return frozenset(t for t, s in CATALOG.items() if s.output.kind is OutputKind.IMAGES)
 
@@ -400,7 +400,7 @@ def downscale(image: DecodedPng, side: int = PREVIEW_SIDE) -> tuple[int, int, li
 
 def png_preview(path: str | Path, side: int = PREVIEW_SIDE) -> bytes | None:
     """A small PNG of an image file, or None when it cannot be read (not PNG, too large, corrupt)."""
-    from .simulator.png import encode_png  # imported here: the simulator package pulls in aiohttp
+    from ..simulator.png import encode_png  # imported on first preview: most results have none
 
     try:
         image = decode_png(Path(path).read_bytes())

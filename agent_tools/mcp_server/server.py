@@ -37,14 +37,15 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from . import __version__, mcp_render
-from .catalog import CATALOG, PRICES_AS_OF, Category, ModelSpec, get
-from .errors import InvalidArguments, UserError
-from .jobs import FINAL, Job, JobEvent, JobState
-from .money import format_usd, to_usd
-from .providers.errors import ProviderError
-from .schemas import generation_annotations, mcp_tool
-from .toolkit import Account, Toolkit
+from .. import __version__
+from . import render
+from ..catalog import CATALOG, PRICES_AS_OF, Category, ModelSpec, get
+from ..errors import InvalidArguments, UserError
+from ..jobs import FINAL, Job, JobEvent, JobState
+from ..money import format_usd, to_usd
+from ..providers.errors import ProviderError
+from ..schemas import generation_annotations, mcp_tool
+from ..toolkit import Account, Toolkit
 
 log = logging.getLogger(__name__)
 
@@ -276,13 +277,13 @@ class _Reporter:
 
     async def on_event(self, event: JobEvent) -> None:
         self.job = event.job
-        await self.say(mcp_render.progress_message(event.job, event.message, event.elapsed))
+        await self.say(render.progress_message(event.job, event.message, event.elapsed))
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             if self.job is not None and not self.job.finished:
-                await self.say(mcp_render.progress_message(self.job, "still working",
+                await self.say(render.progress_message(self.job, "still working",
                                                            self.job.elapsed(time.time())))
 
     @contextlib.asynccontextmanager
@@ -449,9 +450,9 @@ class VideogenServer:
         for one) that failed or ended unknown is an ``isError`` result, so the model does not carry on."""
         limits = await self.toolkit.quota_status(account)
         now, tz = self._now(), self.toolkit.ledger.tz
-        structured = mcp_render.job_structured(job, now=now, show_paths=self.local_files, limits=limits,
+        structured = render.job_structured(job, now=now, show_paths=self.local_files, limits=limits,
                                                warnings=warnings, message=message)
-        text = mcp_render.job_text(job, now=now, show_paths=self.local_files, limits=limits, tz=tz,
+        text = render.job_text(job, now=now, show_paths=self.local_files, limits=limits, tz=tz,
                                    warnings=warnings, message=message)
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=text)]
         content += await self._previews(job)
@@ -468,7 +469,7 @@ class VideogenServer:
         blocks: list[types.ContentBlock] = []
         used = 0
         for index, path in enumerate(paths):
-            data = await asyncio.to_thread(mcp_render.png_preview, path, side)
+            data = await asyncio.to_thread(render.png_preview, path, side)
             if data is None:
                 continue
             encoded = base64.b64encode(data).decode("ascii")
@@ -496,7 +497,7 @@ class VideogenServer:
         if not job.finished and arguments[WAIT_SECONDS] > 0:
             reporter = _Reporter(ctx)
             reporter.job = job
-            await reporter.say(mcp_render.progress_message(job, "waiting", job.elapsed(time.time())))
+            await reporter.say(render.progress_message(job, "waiting", job.elapsed(time.time())))
             async with reporter.heartbeat():
                 job = await self.toolkit.wait_for_job(account, job.id, timeout=arguments[WAIT_SECONDS],
                                                       on_event=reporter.on_event)
@@ -513,11 +514,11 @@ class VideogenServer:
         if not jobs:
             return text_result("No jobs yet.", {"jobs": []})
         tz = self.toolkit.ledger.tz
-        lines = [f"{len(jobs)} most recent job(s), newest first:"] + [mcp_render.job_line(j, tz=tz) for j in jobs]
+        lines = [f"{len(jobs)} most recent job(s), newest first:"] + [render.job_line(j, tz=tz) for j in jobs]
         unfinished = [j.id for j in jobs if j.state not in FINAL]
         if unfinished:
             lines.append(f"Unfinished: {', '.join(unfinished)} — wait_for_job follows one.")
-        return text_result("\n".join(lines), {"jobs": [mcp_render.job_summary(j) for j in jobs]})
+        return text_result("\n".join(lines), {"jobs": [render.job_summary(j) for j in jobs]})
 
     # -- catalog and budget -------------------------------------------------------------------
 
@@ -545,11 +546,11 @@ class VideogenServer:
         params, missing = spec.validate_for_pricing(given)
         quote = spec.price(params, self.toolkit.settings.price_overrides(spec.tool))
         limits = await self.toolkit.quota_status(account)
-        left = mcp_render.money_left(limits)
+        left = render.money_left(limits)
         fits = left is None or left >= quote.micros
         shown = {k: v for k, v in params.public_params().items() if k not in missing}
         lines = [f"{spec.tool}: {quote.usd} ({quote.formula}).",
-                 mcp_render.budget_text(limits, self._now(), self.toolkit.ledger.tz)]
+                 render.budget_text(limits, self._now(), self.toolkit.ledger.tz)]
         if not fits:
             lines.append(f"That is more than the {format_usd(left or 0)} left: pick a cheaper model or shorter "
                          "duration, or wait for the budget to reset.")
@@ -557,14 +558,14 @@ class VideogenServer:
             lines.append(f"To run it you will also need: {', '.join(missing)}.")
         return text_result("\n".join(lines), {
             "tool": spec.tool, "cost_usd": to_usd(quote.micros), "formula": quote.formula, "params": shown,
-            "missing_required": missing, "fits_budget": fits, "budget": mcp_render.budget_items(limits)})
+            "missing_required": missing, "fits_budget": fits, "budget": render.budget_items(limits)})
 
     async def _get_quota(self, ctx: ServerRequestContext[Any, Any], account: Account,
                          arguments: dict[str, Any]) -> types.CallToolResult:
         limits = await self.toolkit.quota_status(account)
         lines = [f"Limits for account '{account.name}':",
-                 *mcp_render.quota_lines(limits, self._now(), self.toolkit.ledger.tz)]
-        return text_result("\n".join(lines), {"account": account.name, "budget": mcp_render.budget_items(limits)})
+                 *render.quota_lines(limits, self._now(), self.toolkit.ledger.tz)]
+        return text_result("\n".join(lines), {"account": account.name, "budget": render.budget_items(limits)})
 
 
 def _first_sentence(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .files import SIGNATURE_PARAM, Upload, UploadStore
+from .uploads import SIGNATURE_PARAM, Upload, UploadStore
 from .jobs import Job
 from .media import MediaSpec, MediaStore, caption
 from .scenarios import SimSettings, strip_markers

@@ -120,7 +120,7 @@ class VideoBot(discord.Client):
 async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool = False,
                 log_to_stderr: bool = False) -> None:
     """Run the bot until it is stopped. ``simulate``: providers are the built-in simulator."""
-    from agent_tools.cli_run import simulated
+    from agent_tools.simulator.session import simulated
 
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():

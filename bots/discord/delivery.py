@@ -17,22 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
 from agent_tools.catalog import CATALOG, OutputKind, get
 from agent_tools.errors import InvalidArguments, UserError
 from agent_tools.jobs import UNFINISHED, Job, JobNotFound, JobState
-from agent_tools.toolkit import Account
+from agent_tools.toolkit import Account, Toolkit
 
 from . import render, views
 from .options import ToolPlan, collect_arguments
-
-if TYPE_CHECKING:
-    from .app import VideoBot
+from .state import BotState
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,24 @@ RESUME_EVERY = 12
 """While a job waits to be sent, ask the Toolkit to resume stale jobs every this many intervals."""
 
 
+class BotHost(Protocol):
+    """What deliveries need of the bot (``app.VideoBot``), named here so this module does not import
+    the app that imports it."""
+
+    toolkit: Toolkit
+    state: BotState
+    clock: Callable[[], float]
+    progress_interval: float
+    expiry_margin: float
+    simulated: bool
+
+    async def account_for(self, interaction: discord.Interaction) -> Account: ...
+
+    def get_guild(self, guild_id: int, /) -> discord.Guild | None: ...
+
+    def get_partial_messageable(self, id: int, *, guild_id: int | None = None) -> discord.PartialMessageable: ...
+
+
 def _expired(exc: discord.HTTPException) -> bool:
     return exc.code in EXPIRED_TOKEN_CODES or exc.status == 401
 
@@ -51,7 +67,7 @@ def _expired(exc: discord.HTTPException) -> bool:
 class Reply:
     """Where one job's messages go: the interaction's webhook while its token lives, then the bot's token."""
 
-    def __init__(self, bot: "VideoBot", *, channel_id: int, guild_id: int | None, user_id: int, message_id: int,
+    def __init__(self, bot: BotHost, *, channel_id: int, guild_id: int | None, user_id: int, message_id: int,
                  expires_at: float | None = None, filesize_limit: int | None = None,
                  interaction: discord.Interaction | None = None) -> None:
         self.bot = bot
@@ -64,7 +80,7 @@ class Reply:
         self.interaction = interaction
 
     @classmethod
-    def from_origin(cls, bot: "VideoBot", origin: Mapping[str, Any],
+    def from_origin(cls, bot: BotHost, origin: Mapping[str, Any],
                     interaction: discord.Interaction | None = None) -> "Reply":
         """The job's channel and message; without the interaction (after a restart) the bot's token only."""
         guild = origin.get("guild_id")
@@ -144,12 +160,12 @@ async def reply_private(interaction: discord.Interaction, content: str) -> None:
 class Deliveries:
     """Starts generations for interactions and follows every job the bot must report on."""
 
-    def __init__(self, bot: "VideoBot") -> None:
+    def __init__(self, bot: BotHost) -> None:
         self.bot = bot
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
-    def toolkit(self):  # noqa: ANN201 - the Toolkit, typed on the bot
+    def toolkit(self) -> Toolkit:
         return self.bot.toolkit
 
     # -- starting ----------------------------------------------------------------------------

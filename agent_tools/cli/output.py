@@ -1,0 +1,102 @@
+"""What every ``videogen`` command shares: the local account, tables, job rendering, one Toolkit call.
+
+A command module parses its arguments, calls the Toolkit through ``with_toolkit`` (or opens one for a
+long run) and renders with these helpers, so every listing looks alike and every job reads the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from ..config import Settings, load_settings
+from ..jobs import Job, JobEvent, JobState
+from ..money import format_usd, to_usd
+from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
+
+EXIT_USAGE = 2  # a UserError: bad arguments, a refusal, a configuration problem
+LOCAL = Account(LOCAL_ACCOUNT, is_admin=True)  # the operator at the terminal
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The settings a command runs with: ``--config`` if given, else the usual search."""
+    return load_settings(args.config)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Left-aligned columns with a rule under the headers: what every listing command prints."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+class Progress:
+    """One status line on stderr: rewritten in place on a terminal, one line per change otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, *, prefix: str = "") -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.tty = stream.isatty()
+        self._last = ""
+
+    def __call__(self, event: JobEvent) -> None:
+        for line in event.new_logs:
+            self._write(f"  log: {line}", final=True)
+        text = f"{self.prefix}[{event.elapsed:6.1f}s] {event.job.id} {event.message}"
+        if text != self._last:
+            self._write(text, final=not self.tty)
+            self._last = text
+
+    def _write(self, text: str, *, final: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def job_json(job: Job, *, simulated: bool = False) -> dict[str, Any]:
+    cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
+    data = {"job_id": job.id, "state": job.state.value, "tool": job.tool, "cost_usd": to_usd(cost),
+            "outputs": [{"url": o.get("url"), "path": o.get("path"), "content_type": o.get("content_type")}
+                        for o in job.outputs],
+            "error": job.error if job.state is not JobState.SUCCEEDED or job.error else None}
+    if simulated or job.origin.get("simulated"):
+        data["simulated"] = True
+    return data
+
+
+def describe_job(job: Job) -> str:
+    cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
+    lines = [f"job {job.id}: {job.state.value} — {job.tool} ({job.provider} {job.endpoint_id})",
+             f"  cost: {format_usd(cost)}" + ("" if job.actual_micros is not None else " reserved (estimate)")]
+    if job.request_id:
+        lines.append(f"  provider request: {job.request_id}")
+    for output in job.outputs:
+        lines.append(f"  output: {output.get('path') or '(not downloaded)'}")
+        lines.append(f"          {output.get('url')}")
+    if job.error:
+        lines.append(f"  {'note' if job.state is JobState.SUCCEEDED else 'error'}: {job.error}")
+    if job.origin.get("simulated"):
+        lines.append("  SIMULATED: made by the local simulator, not a real model.")
+    return "\n".join(lines)
+
+
+def with_toolkit(args: argparse.Namespace, action: Callable[[Toolkit], Awaitable[Any]]) -> Any:
+    """Run one Toolkit call for a command: open (without resuming jobs), act, close."""
+    async def go() -> Any:
+        toolkit = await Toolkit.open(settings_of(args), resume=False)
+        try:
+            return await action(toolkit)
+        finally:
+            await toolkit.close()
+
+    return asyncio.run(go())
