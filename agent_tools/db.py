@@ -138,6 +138,20 @@ MIGRATIONS: tuple[str, ...] = (
                                     message_id TEXT);
     CREATE TABLE discord_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)
     """,
+    # 4: running spend totals per (scope, scope id, period) — see totals.py. The ledger fills them
+    # from the existing holds on first use (the periods depend on the configured time zone).
+    """
+    CREATE TABLE spend_totals(
+        scope TEXT NOT NULL CHECK(scope IN ('account','guild','global')),
+        scope_id TEXT NOT NULL,
+        period TEXT NOT NULL,
+        charge_micros BIGINT NOT NULL,
+        holds BIGINT NOT NULL,
+        open_holds BIGINT NOT NULL,
+        PRIMARY KEY(scope, scope_id, period)
+    );
+    CREATE TABLE ledger_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
 )
 
 

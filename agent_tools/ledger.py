@@ -12,7 +12,10 @@ The rules this file keeps (see ``docs`` in the README for the operator's view):
 - ``settle`` and ``release`` are conditional (``WHERE state IN …``): repeating one is a no-op.
 - Every change appends to ``audit`` in the same transaction; triggers forbid editing the audit.
 - Windows are calendar days and months in the configured time zone; a charge belongs to the window
-  its hold was created in. Nothing is ever "reset": usage is a sum over the window.
+  its hold was created in. Nothing is ever "reset": usage is a sum over the window, kept as a
+  running total per (scope, scope id, period) in the same transaction as every hold change
+  (``totals.py``), so a reservation costs the same whatever the history; ``check_books``
+  recomputes the totals from the holds and the holds from the audit.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
+from . import totals
 from .config import LimitSettings, Settings
 from .db import Database, placeholders
 from .errors import UserError
@@ -209,7 +213,7 @@ class Ledger:
     # -- accounts -----------------------------------------------------------------------------
 
     async def ensure_account(self, name: str, tx: aiosqlite.Connection | None = None) -> None:
-        sql, args = "INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?, ?)", (name, self.clock())
+        sql, args = "INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, self.clock())
         if tx is not None:
             await tx.execute(sql, args)
         else:
@@ -330,23 +334,34 @@ class Ledger:
             return "guild_id = ?", (scope_id,)
         return "1 = 1", ()
 
-    async def _usage(self, run: Callable[..., Any], scope: str, scope_id: str, now: float) -> dict[str, int]:
-        # Two queries so each can use its index: a range over (account|guild, created_at) for the
-        # windows, and the state index for the (few) open holds, whenever they were created.
-        where, args = self._scope_filter(scope, scope_id)
-        windows = self.windows(now)
-        sums = await run(
-            f"SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN {CHARGE} END), 0),"
-            f" COALESCE(SUM({CHARGE}), 0), COALESCE(SUM(created_at >= ?), 0)"
-            f" FROM holds WHERE {where} AND created_at >= ?",
-            (windows["daily"].start, windows["hourly"].start, *args,
-             min(windows["monthly"].start, windows["hourly"].start)))
-        monthly = sums[1]
-        if windows["hourly"].start < windows["monthly"].start:  # the first hour of a month
-            monthly = (await run(f"SELECT COALESCE(SUM({CHARGE}), 0) FROM holds WHERE {where} AND created_at >= ?",
-                                 (*args, windows["monthly"].start)))[0]
-        running = await run(f"SELECT COUNT(*) FROM holds WHERE state IN ('held', 'submitted') AND {where}", args)
-        return {"daily": sums[0], "monthly": monthly, "concurrent": running[0], "hourly": sums[2]}
+    async def _usage(self, run: Callable[..., Any], limits: Mapping[tuple[str, str], Limits],
+                     now: float) -> dict[tuple[str, str], dict[str, int]]:
+        """Today's and this month's charge and the open holds of every scope from the running
+        totals (one query, a few rows whatever the history); the jobs started in the last hour
+        from the holds' (scope, created_at) index, only where a jobs-per-hour limit applies."""
+        day, month = totals.periods(now, self.tz)
+        rows = await totals.read(run, limits, day, month)
+        zero = totals.Total()
+        result = {}
+        for (scope, scope_id), limit in limits.items():
+            hourly = 0
+            if limit.jobs_per_hour is not None:
+                where, args = self._scope_filter(scope, scope_id)
+                hourly = (await run(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?",
+                                    (*args, now - 3600)))[0][0]
+            result[(scope, scope_id)] = {"daily": rows.get((scope, scope_id, day), zero).charge_micros,
+                                         "monthly": rows.get((scope, scope_id, month), zero).charge_micros,
+                                         "concurrent": rows.get((scope, scope_id, totals.ALL), zero).open_holds,
+                                         "hourly": hourly}
+        return result
+
+    async def ensure_totals(self) -> bool:
+        """Build the running totals if this database has none yet or kept them in another time zone
+        (the migration of an older database; a time zone change). True if it (re)built them."""
+        if await self.db.scalar("SELECT value FROM ledger_meta WHERE key = ?", (totals.TIMEZONE_KEY,)) == self.tz.key:
+            return False
+        async with self.db.transaction() as tx:
+            return await totals.ensure(tx, self.tz)
 
     # -- reserve / settle / release ----------------------------------------------------------
 
@@ -369,20 +384,24 @@ class Ledger:
             if existing is not None:
                 return Reservation(existing["id"], existing["estimate_micros"], existing=True)
             await self.ensure_account(who.account, tx)
+            await totals.ensure(tx, self.tz)
 
             async def run(sql: str, args: Sequence[Any]) -> Any:
-                return await (await tx.execute(sql, args)).fetchone()
+                return await (await tx.execute(sql, args)).fetchall()
 
             warnings = []
-            for (scope, scope_id), limits in (await self.effective_limits(who, tx)).items():
-                used = await self._usage(run, scope, scope_id, now)
-                warnings += self._check(scope, limits, used, estimate_micros, what, now)
+            limits = await self.effective_limits(who, tx)
+            used = await self._usage(run, limits, now)
+            for (scope, scope_id), scope_limits in limits.items():
+                warnings += self._check(scope, scope_limits, used[(scope, scope_id)], estimate_micros, what, now)
             hold_id = uuid.uuid4().hex[:20]
             await tx.execute(
                 "INSERT INTO holds(id, idempotency_key, account, guild_id, tool, estimate_micros, state, created_at,"
                 " updated_at) VALUES (?,?,?,?,?,?,'held',?,?)",
                 (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
             await self._audit(tx, hold_id, who.account, "reserve", estimate_micros, tool, who.account)
+            await totals.add(tx, totals.keys_of(who.account, who.guild_id, now, self.tz),
+                             totals.Total(estimate_micros, 1, 1))
             if tx_hook is not None and (job_id := await tx_hook(tx, hold_id)):
                 # linked from the start, so ``holds`` can say what became of the job
                 await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
@@ -432,14 +451,21 @@ class Ledger:
                           tx: aiosqlite.Connection | None = None) -> bool:
         async def apply(conn: aiosqlite.Connection) -> bool:
             now = self.clock()
-            cursor = await conn.execute(
+            ends = to in ("settled", "released")
+            if ends:  # before the change, so a first build of the totals cannot count it twice
+                await totals.ensure(conn, self.tz)
+            row = await (await conn.execute(
                 f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
-                f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})",
-                (to, amount, job_id, now, hold_id, *from_states))
-            if cursor.rowcount != 1:
+                f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})"
+                f" RETURNING account, guild_id, created_at, estimate_micros, actual_micros",
+                (to, amount, job_id, now, hold_id, *from_states))).fetchone()
+            if row is None:
                 return False
-            account = (await (await conn.execute("SELECT account FROM holds WHERE id = ?", (hold_id,))).fetchone())[0]
+            account, guild_id, created_at, estimate, actual = tuple(row)
             await self._audit(conn, hold_id, account, to, amount, detail, actor, now)
+            if ends:  # an open hold counted its estimate; now it counts its actual cost, or nothing
+                await totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz),
+                                 totals.Total(totals.charge_of(to, estimate, actual) - estimate, 0, -1))
             return True
 
         if tx is not None:
@@ -474,9 +500,12 @@ class Ledger:
         """Every limit that applies to ``who``: the limit, what is used, when it resets."""
         now = self.clock()
         windows = self.windows(now)
+        await self.ensure_totals()
         result = []
-        for (scope, scope_id), limits in (await self.effective_limits(who)).items():
-            used = await self._usage(self.db.fetchone, scope, scope_id, now)
+        effective = await self.effective_limits(who)
+        usage = await self._usage(self.db.fetchall, effective, now)
+        for (scope, scope_id), limits in effective.items():
+            used = usage[(scope, scope_id)]
             for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros),
                               ("concurrent", limits.concurrent_jobs), ("hourly", limits.jobs_per_hour)):
                 if cap is not None:
@@ -525,6 +554,78 @@ class Ledger:
             " COALESCE(SUM(event = 'reserve'), 0) FROM audit")
         return {"settled_micros": row[0], "open_micros": row[1], "released": row[2], "holds": row[3],
                 "audit_settled_micros": audit[0], "audit_reserves": audit[1]}
+
+
+    async def check_books(self) -> "BooksCheck":
+        """Recompute the running totals from the holds, and each hold's state and charge from the
+        audit, and list every difference (``videogen books check``). Reads one consistent state:
+        it runs in a write transaction, so no reservation lands half-way through."""
+        async with self.db.transaction() as tx:
+            kept_in = await totals.stored_timezone(tx)
+            holds = await (await tx.execute(f"SELECT id, {totals.HOLD_COLUMNS} FROM holds")).fetchall()
+            stored = {(r[0], r[1], r[2]): totals.Total(r[3], r[4], r[5]) for r in await (await tx.execute(
+                "SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals")).fetchall()}
+            audit = await (await tx.execute("SELECT hold_id, event, amount FROM audit WHERE hold_id IS NOT NULL"
+                                            " ORDER BY seq")).fetchall()
+        differences = []
+        if kept_in != self.tz.key:
+            differences.append(f"the running totals are kept in time zone {kept_in or '(none yet)'}, the settings say "
+                               f"{self.tz.key}; the next reservation rebuilds them")
+        else:
+            expected = totals.expected(holds, self.tz)
+            for key in sorted(set(stored) | set(expected)):
+                have, want = stored.get(key, totals.Total()), expected.get(key, totals.Total())
+                if have != want:
+                    scope, scope_id, period = key
+                    differences.append(
+                        f"{scope} {scope_id or '(all)'} {period}: the totals say {format_usd(have.charge_micros)} over "
+                        f"{have.holds} hold(s), {have.open_holds} open; the holds say {format_usd(want.charge_micros)} "
+                        f"over {want.holds}, {want.open_holds} open")
+        differences += _audit_differences(holds, audit)
+        return BooksCheck(len(holds), len(stored), tuple(differences))
+
+
+def _audit_differences(holds: Sequence[Any], audit: Sequence[Any]) -> list[str]:
+    """Each hold must have one ``reserve`` row for its estimate and, once closed, end with the
+    audit row of its state for its charge; no audit row may name a hold that does not exist."""
+    reserves: dict[str, list[int]] = {}
+    last_end: dict[str, tuple[str, int | None]] = {}
+    for hold_id, event, amount in audit:
+        if event == "reserve":
+            reserves.setdefault(hold_id, []).append(amount)
+        elif event in ("settled", "released"):
+            last_end[hold_id] = (event, amount)
+    problems = []
+    known = set()
+    for h in holds:
+        known.add(h["id"])
+        amounts = reserves.get(h["id"], [])
+        if amounts != [h["estimate_micros"]]:
+            problems.append(f"hold {h['id']}: the audit has reserve amount(s) {amounts}, the hold's estimate is "
+                            f"{h['estimate_micros']}")
+        end = last_end.get(h["id"])
+        if h["state"] in OPEN_STATES:
+            if end is not None:
+                problems.append(f"hold {h['id']} is {h['state']} but the audit says it was {end[0]}")
+        elif end is None or end[0] != h["state"] or end[1] != h["actual_micros"]:
+            problems.append(f"hold {h['id']} is {h['state']} at {h['actual_micros']} but the audit's last word is "
+                            f"{end[0] + ' at ' + str(end[1]) if end else 'nothing'}")
+    for hold_id in sorted((set(reserves) | set(last_end)) - known):
+        problems.append(f"the audit names hold {hold_id}, which does not exist")
+    return problems
+
+
+@dataclass(frozen=True)
+class BooksCheck:
+    """What ``check_books`` compared and every difference it found (none: the books agree)."""
+
+    holds: int
+    totals: int
+    differences: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
 
 
 # -- helpers -----------------------------------------------------------------------------------

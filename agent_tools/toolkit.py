@@ -26,7 +26,7 @@ from .config import Settings
 from .db import Database
 from .errors import UserError
 from .jobs import EventCallback, Job, JobEngine, JobNotFound, JobState
-from .ledger import Hold, Ledger, Limits, LimitStatus, Requester, SpendRow
+from .ledger import BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, SpendRow
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .providers.errors import ProviderError
@@ -138,6 +138,7 @@ class Toolkit:
                            **engine_options)
         toolkit = cls(settings, db, engine, media, adapters, ledger)
         await ledger.ensure_account(LOCAL_ACCOUNT)
+        await ledger.ensure_totals()  # an older database gets its running totals here, once
         if resume:
             await toolkit.resume()
         return toolkit
@@ -301,6 +302,11 @@ class Toolkit:
         if charge_micros is None:
             return await self.ledger.release(hold_id, detail="released by operator", actor=account.name)
         return await self.ledger.settle(hold_id, charge_micros, detail="settled by operator", actor=account.name)
+
+    async def check_books(self, account: Account) -> BooksCheck:
+        """Recompute the running totals from the holds and the holds from the audit; list differences."""
+        self._require_admin(account, "check the books")
+        return await self.ledger.check_books()
 
     # -- administration ---------------------------------------------------------------------
 

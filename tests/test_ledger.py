@@ -122,6 +122,12 @@ async def audit_events(db: Database, hold_id: str) -> list[tuple[str, int | None
     return [(r["event"], r["amount"]) for r in rows]
 
 
+async def assert_books_agree(ledger: Ledger) -> None:
+    """The running totals are what the holds say, and the holds what the audit says."""
+    report = await ledger.check_books()
+    assert report.differences == () and report.ok
+
+
 async def until(kit: Toolkit, job_id: str, states: set[JobState], timeout: float = 5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -289,6 +295,7 @@ async def test_racing_settles_and_releases_of_one_hold_apply_once(open_ledger):
                                       for i in range(10)))
     assert outcomes.count(True) == 1
     assert len([e for e in await audit_events(ledger.db, hold) if e[0] != "reserve"]) == 1
+    await assert_books_agree(ledger)
 
 
 async def test_a_retried_reservation_returns_the_same_hold_even_when_the_cap_is_full(open_ledger):
@@ -453,6 +460,7 @@ async def test_a_crash_between_reserve_and_submit_leaves_a_visible_recoverable_h
         assert await later.open_holds(ADMIN) == []
         assert (await audit_events(later.db, hold.id))[-1] == ("settled", 3_200_000)
         assert sim.stats.total_submits == 0
+        await assert_books_agree(later.ledger)
     finally:
         await later.close()
 
@@ -462,6 +470,7 @@ async def test_the_hold_of_an_unknown_job_is_listed_with_its_job(tmp_path, sim):
     try:
         [hold] = await later.open_holds(ADMIN)
         assert (hold.id, hold.job_id, hold.job_state) == (submitting.hold_id, submitting.id, "unknown")
+        await assert_books_agree(later.ledger)
     finally:
         await later.close()
 
@@ -753,6 +762,7 @@ async def test_no_paid_job_is_submitted_while_the_database_is_locked(tmp_path, s
         assert (await counts(kit.db))["holds"] == 0
         job = await kit.generate(ALICE, PIKA, {"prompt": "x"})  # and it works again once the lock is gone
         assert job.state is JobState.SUCCEEDED
+        await assert_books_agree(kit.ledger)
 
 
 async def test_a_lock_between_reserve_and_submit_stops_the_submit_and_is_recovered(tmp_path, sim, monkeypatch,
@@ -779,6 +789,7 @@ async def test_a_lock_between_reserve_and_submit_stops_the_submit_and_is_recover
         assert job.state is JobState.FAILED and "nothing was charged" in job.error
         assert (await hold_row(later.db, job.hold_id))["state"] == "released"
         assert await later.open_holds(ADMIN) == []
+        await assert_books_agree(later.ledger)
 
 
 async def test_a_reservation_cancelled_while_waiting_for_the_lock_leaves_the_database_usable(open_ledger):
@@ -803,6 +814,7 @@ async def test_a_reservation_cancelled_while_waiting_for_the_lock_leaves_the_dat
     finally:
         third.close()
         other.close()
+    await assert_books_agree(ledger)
 
 
 # -- 11. tokens -------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the
         books = await ledger.books()
         assert books == {"settled_micros": 0, "open_micros": 20 * ESTIMATE, "released": 0, "holds": 20,
                          "audit_settled_micros": 0, "audit_reserves": 20}
+        assert (await ledger.check_books()).differences == (), "the running totals survived the race exactly"
         # The jobs end: half succeed at their own actual costs (one above its estimate), half fail.
         actuals = {}
         for i, hold in enumerate(sorted(granted)):
@@ -139,6 +140,7 @@ async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the
                                       for i in range(20)), return_exceptions=True)
         assert sum(not isinstance(r, BaseException) for r in more) == (10_000_000 - spent) // ESTIMATE
         assert all(isinstance(r, QuotaExceeded) for r in more if isinstance(r, BaseException))
+        assert (await ledger.check_books()).differences == ()
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["WORKER"]:
