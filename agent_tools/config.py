@@ -93,6 +93,8 @@ class StorageSettings(_Section):
     media_dir: Path = Field(default_factory=lambda: user_data_dir() / "media")
     max_download_mb: int = Field(default=500, ge=1, le=10_000,
                                  description="largest output file kept, in MiB")
+    download_deadline_seconds: float = Field(default=900, gt=0, le=86_400,
+                                             description="the longest one output download may take in all")
 
     @field_validator("database", "media_dir")
     @classmethod

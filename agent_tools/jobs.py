@@ -7,10 +7,14 @@ never silently re-submitted or dropped), and every ``queued``/``running``/``fetc
 again from the URLs saved in its row.
 
 Several processes (the MCP server, the Discord bot, the CLI) may share one database. Each job is
-leased to the process tracking it; a lease that is not renewed (the process died) lets another
-process take the job over. Every state change is one conditional ``UPDATE … WHERE state IN (…)``
-in one transaction, together with its ``job_events`` row and, through ``Settlement``, the ledger's
-settle or release — so a repeat or a race is a no-op, never a double charge.
+leased to one process (``owner``, ``lease_until``): only the owner polls, fetches, downloads or
+moves it, and every write it makes is conditional on still being the owner and renews the lease
+(long downloads renew it on a timer). Another process that wants the job (a ``wait_for_job``, a
+resume) watches the row instead, and takes the job over only once the lease has lapsed — with a
+conditional UPDATE, so exactly one process wins. Every state change is one conditional
+``UPDATE … WHERE state IN (…)`` in one transaction, together with its ``job_events`` row and,
+through ``Settlement``, the ledger's settle or release — so a repeat or a race is a no-op, never
+a double charge.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,9 +35,9 @@ import aiosqlite
 
 from .catalog import CATALOG
 from .config import PollingSettings
-from .db import Database, placeholders
+from .db import Database, DatabaseUnavailable, placeholders
 from .errors import UserError
-from .media import MediaError, MediaStore
+from .media import MediaError, MediaMismatch, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
 from .providers.errors import SUBMIT_OUTCOME_UNKNOWN, ErrorKind, ProviderError
 
@@ -62,6 +67,10 @@ class JobState(StrEnum):
 ACTIVE = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.FETCHING})
 FINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN})
 UNFINISHED = frozenset({JobState.PENDING, JobState.SUBMITTING, *ACTIVE})
+
+
+class LeaseLost(Exception):
+    """Another process owns this job now: stop acting on it and only watch (never shown to users)."""
 
 
 class JobNotFound(UserError):
@@ -98,6 +107,8 @@ class Job:
     origin: dict[str, Any] = field(default_factory=dict)
     submitted_at: float | None = None
     finished_at: float | None = None
+    owner: str | None = None
+    lease_until: float = 0.0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
@@ -106,8 +117,6 @@ class Job:
             data[key] = json.loads(data[key])
         data["state"] = JobState(data["state"])
         data["cancel_requested"] = bool(data["cancel_requested"])
-        data.pop("owner", None)
-        data.pop("lease_until", None)
         return cls(**data)
 
     @property
@@ -120,6 +129,11 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in FINAL
+
+    def owner_gone(self, now: float) -> bool:
+        """Unfinished, and the process that owned it stopped renewing its lease: nobody is tracking
+        it until a process resumes it (``videogen jobs resume``, or any start-up)."""
+        return not self.finished and self.lease_until < now
 
     def elapsed(self, now: float) -> float:
         return (self.finished_at or now) - self.created_at
@@ -168,7 +182,8 @@ class JobEngine:
     def __init__(self, db: Database, adapters: Mapping[str, ProviderAdapter], media: MediaStore, *,
                  polling: PollingSettings | None = None, settlement: Settlement | None = None,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         self.db = db
         self.adapters = adapters
         self.media = media
@@ -176,6 +191,8 @@ class JobEngine:
         self.settlement = settlement
         self.clock = clock
         self.sleep = sleep
+        self.lease_seconds = lease_seconds
+        """How long a job stays this process's after its last write; renewed at a quarter of it."""
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
@@ -237,21 +254,29 @@ class JobEngine:
                          (job_id, old.value if old else None, new.value, detail, now))
 
     async def _transition(self, job_id: str, to: JobState, from_states: frozenset[JobState] | set[JobState],
-                          detail: str = "", **fields: Any) -> Job | None:
-        """Move a job to ``to`` if it is in one of ``from_states``; None if it was not (a no-op)."""
+                          detail: str = "", *, owned: bool = True, **fields: Any) -> Job | None:
+        """Move a job to ``to`` if it is in one of ``from_states``; None if it was not (a no-op).
+
+        ``owned``: only while this process holds the job's lease (renewing it), else ``LeaseLost``.
+        A cancel, which any process may record, passes ``owned=False`` and leaves the lease alone.
+        """
         now = self.clock()
         if to in FINAL:
             fields.setdefault("finished_at", now)
-        encoded = _encode(fields, now)
+        encoded = self._encode(fields, now, owned)
         sets = ", ".join(f"{k} = ?" for k in encoded)
+        owner_clause, owner_args = (" AND owner = ?", (self.owner,)) if owned else ("", ())
         async with self.db.transaction() as tx:
-            row = await (await tx.execute("SELECT state FROM jobs WHERE id = ?", (job_id,))).fetchone()
+            row = await (await tx.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,))).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
             cursor = await tx.execute(
-                f"UPDATE jobs SET state = ?, updated_at = ?, {sets} WHERE id = ? AND state IN ({placeholders(from_states)})",
-                (to.value, now, *encoded.values(), job_id, *(s.value for s in from_states)))
+                f"UPDATE jobs SET state = ?, updated_at = ?, {sets} WHERE id = ? AND state IN ({placeholders(from_states)})"
+                + owner_clause,
+                (to.value, now, *encoded.values(), job_id, *(s.value for s in from_states), *owner_args))
             if cursor.rowcount != 1:
+                if owned and JobState(row["state"]) in from_states:
+                    raise LeaseLost(job_id)
                 return None
             await self._event(tx, job_id, JobState(row["state"]), to, detail, now)
             job = Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
@@ -262,14 +287,38 @@ class JobEngine:
                     await self.settlement.on_finished(tx, job)
         return job
 
-    async def _update(self, job_id: str, **fields: Any) -> Job:
-        """Change fields of an unfinished job without a state change (queue position, logs, lease)."""
+    async def _update(self, job_id: str, *, owned: bool = True, **fields: Any) -> Job:
+        """Change fields of a job without a state change (queue position, logs, lease). ``owned``:
+        only as the lease holder (and renew the lease), else ``LeaseLost``."""
         now = self.clock()
-        encoded = _encode(fields, now)
-        sets = ", ".join(f"{k} = ?" for k in encoded)
+        encoded = self._encode(fields, now, owned)
+        sets = "".join(f", {k} = ?" for k in encoded)
+        owner_clause, owner_args = (" AND owner = ?", (self.owner,)) if owned else ("", ())
         async with self.db.transaction() as tx:
-            await tx.execute(f"UPDATE jobs SET updated_at = ?, {sets} WHERE id = ?", (now, *encoded.values(), job_id))
+            cursor = await tx.execute(f"UPDATE jobs SET updated_at = ?{sets} WHERE id = ?" + owner_clause,
+                                      (now, *encoded.values(), job_id, *owner_args))
+            if cursor.rowcount != 1:
+                if owned:
+                    raise LeaseLost(job_id)
+                raise JobNotFound(job_id)
             return Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+
+    def _encode(self, fields: dict[str, Any], now: float, owned: bool) -> dict[str, Any]:
+        """Column values for an UPDATE: JSON columns serialised, and — for the owner — the lease
+        renewed (unless the caller set it), because the owner writing a job is alive."""
+        if owned:
+            fields.setdefault("lease_until", now + self.lease_seconds)
+        return {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
+
+    async def _claim(self, job_id: str, states: frozenset[JobState]) -> bool:
+        """Make this process the job's owner if it is already, or if the owner's lease has lapsed."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute(
+                f"UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state IN ({placeholders(states)})"
+                " AND (owner = ? OR owner IS NULL OR lease_until < ?)",
+                (self.owner, now + self.lease_seconds, job_id, *(s.value for s in states), self.owner, now))
+        return cursor.rowcount == 1
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
@@ -333,10 +382,16 @@ class JobEngine:
                 job.id, JobState.UNKNOWN, {JobState.SUBMITTING}, "submit interrupted", error_kind=ErrorKind.UNKNOWN.value,
                 error=f"Submitting was interrupted ({type(exc).__name__}); the request may exist at {job.provider}."))
             raise
-        queued = await self._transition(
-            job.id, JobState.QUEUED, {JobState.SUBMITTING}, f"accepted as {ref.request_id}",
-            request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
-            cancel_url=ref.cancel_url, submitted_at=self.clock())
+        try:
+            queued = await self._transition(
+                job.id, JobState.QUEUED, {JobState.SUBMITTING}, f"accepted as {ref.request_id}",
+                request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
+                cancel_url=ref.cancel_url, submitted_at=self.clock())
+        except DatabaseUnavailable as exc:
+            report_unrecorded(job, ref.request_id, exc)
+            raise
+        except LeaseLost:
+            queued = None  # taken over after a very long submit: the new owner records it
         job = queued or await self.get(job.id)
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
@@ -344,7 +399,8 @@ class JobEngine:
     # -- tracking ---------------------------------------------------------------------------
 
     def track(self, job_id: str) -> asyncio.Task[Job]:
-        """The one polling task for a job in this process (started if needed)."""
+        """The one task following a job in this process (started if needed): it polls the provider
+        while this process owns the job, and otherwise watches the database row."""
         task = self._tasks.get(job_id)
         if task is None or task.done():
             task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
@@ -381,6 +437,38 @@ class JobEngine:
             self.unsubscribe(job_id, queue)
 
     async def _track(self, job_id: str) -> Job:
+        """Own the job and drive it, or watch another process drive it (taking over if it dies)."""
+        delay = self.polling.initial_seconds
+        seen: Job | None = None
+        while True:
+            job = await self.get(job_id)
+            if job.finished:
+                if seen is not None and job != seen:
+                    self._emit(job)
+                return job
+            if job.state in ACTIVE and await self._claim(job.id, ACTIVE):
+                try:
+                    return await self._drive(job_id)
+                except LeaseLost:
+                    log.warning("job %s was taken over by another process; only watching it now", job_id)
+                    seen = None
+                    continue
+            if job.state in (JobState.PENDING, JobState.SUBMITTING) and job.owner_gone(self.clock()):
+                taken = await self._take_over(job.id, job.state)
+                if taken is not None and taken.finished:
+                    self._emit(taken)
+                    return taken
+                continue
+            if seen is not None and job != seen:
+                new_logs = tuple(job.logs[len(seen.logs):]) if len(job.logs) > len(seen.logs) else ()
+                self._emit(job, new_logs=new_logs)
+                delay = self.polling.initial_seconds
+            seen = job
+            await self.sleep(delay)
+            delay = min(delay * self.polling.factor, self.polling.max_seconds)
+
+    async def _drive(self, job_id: str) -> Job:
+        """Poll, fetch and finish a job this process owns; ``LeaseLost`` the moment it does not."""
         job = await self.get(job_id)
         delay = self.polling.initial_seconds
         failures = 0
@@ -388,11 +476,14 @@ class JobEngine:
         while job.state in ACTIVE:
             try:
                 if job.state is JobState.FETCHING:
-                    return await self._fetch(job, adapter)
+                    return await self._fetch_owned(job, adapter)
                 job, changed = await self._poll(job, adapter)
                 failures = 0
                 if changed:
                     continue  # act on a new state at once (e.g. fetch right after COMPLETED)
+            except DatabaseUnavailable as exc:
+                report_unrecorded(job, job.request_id, exc)
+                raise
             except ProviderError as exc:
                 failures += 1
                 if not exc.retryable:
@@ -432,11 +523,27 @@ class JobEngine:
         if new_logs or update.queue_position != job.queue_position:
             job = await self._update(job.id, logs=logs, queue_position=update.queue_position)
             self._emit(job, new_logs=new_logs)
-        elif self.clock() - job.updated_at > LEASE_SECONDS / 4:
+        elif self.clock() - job.updated_at > self.lease_seconds / 4:
             # Every write renews the lease (updated_at says when); an unchanged poll writes only when
             # the lease has aged, instead of one transaction per poll per job.
             job = await self._update(job.id)
         return job, False
+
+    async def _fetch_owned(self, job: Job, adapter: ProviderAdapter) -> Job:
+        """Fetch the result and download the outputs while renewing the lease every quarter of it,
+        so a long download is never taken over; if the lease is lost anyway (this process stalled
+        past it), the download stops at once and the new owner does it."""
+        fetch = asyncio.ensure_future(self._fetch(job, adapter))
+        try:
+            while True:
+                done, _ = await asyncio.wait({fetch}, timeout=self.lease_seconds / 4)
+                if done:
+                    return fetch.result()
+                await self._update(job.id)
+        except BaseException:
+            fetch.cancel()
+            await asyncio.gather(fetch, return_exceptions=True)
+            raise
 
     async def _fetch(self, job: Job, adapter: ProviderAdapter) -> Job:
         result = None
@@ -467,6 +574,14 @@ class JobEngine:
                     kept = await self.media.keep(job.id, index, output, kind)
                     entry.update(path=kept.path, content_type=kept.content_type, size=kept.size)
                     break
+                except MediaMismatch as exc:
+                    # Not the media that was asked for (an error page served as video/mp4): the
+                    # generation did not deliver, so the job fails and nothing is charged.
+                    job = await self._transition(job.id, JobState.FAILED, {JobState.FETCHING}, "output is not media",
+                                                 error_kind=ErrorKind.MEDIA_DOWNLOAD_FAILED.value, actual_micros=0,
+                                                 error=f"{exc.message} Nothing was charged.") or await self.get(job.id)
+                    self._emit(job)
+                    return job
                 except MediaError as exc:
                     problems.append(exc.message)
                     break
@@ -493,17 +608,18 @@ class JobEngine:
             return job, f"Job {job.id} had already {job.state.value}; nothing to cancel."
         if job.state is JobState.PENDING:
             done = await self._transition(job.id, JobState.CANCELLED, {JobState.PENDING}, "cancelled before submit",
-                                          actual_micros=0, error="Cancelled before it was sent; nothing was charged.")
+                                          owned=False, actual_micros=0, error="Cancelled before it was sent; nothing was charged.")
             if done is not None:
                 self._emit(done)
                 return done, "Cancelled before it was sent; nothing was charged."
             job = await self.get(job_id)
-        job = await self._update(job.id, cancel_requested=1)
+        job = await self._update(job.id, owned=False, cancel_requested=1)
         if job.state is JobState.SUBMITTING or not job.request_id:
             return job, "Cancellation noted; it will be sent as soon as the provider accepts the job."
         outcome = await self.adapters[job.provider].cancel(job.ref)
         if outcome is CancelOutcome.CANCELLED:
-            done = await self._transition(job.id, JobState.CANCELLED, ACTIVE, "cancelled at provider", actual_micros=0,
+            done = await self._transition(job.id, JobState.CANCELLED, ACTIVE, "cancelled at provider", owned=False,
+                                          actual_micros=0,
                                           error="Cancelled; nothing was charged.")
             job = done or await self.get(job.id)
             self._emit(job)
@@ -526,48 +642,63 @@ class JobEngine:
         pending → failed (never sent, nothing to pay); submitting → unknown (maybe sent);
         queued/running/fetching → tracked again from the URLs saved at submit time.
         """
-        now = self.clock()
         rows = await self.db.fetchall(
             f"SELECT id, state FROM jobs WHERE state IN ({placeholders(UNFINISHED)}) AND lease_until < ?",
-            (*(s.value for s in UNFINISHED), now))
+            (*(s.value for s in UNFINISHED), self.clock()))
         resumed = []
         for row in rows:
-            async with self.db.transaction() as tx:
-                claimed = await tx.execute(
-                    "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state = ? AND lease_until < ?",
-                    (self.owner, now + LEASE_SECONDS, row["id"], row["state"], now))
-            if claimed.rowcount != 1:
-                continue  # another process took it first
-            state = JobState(row["state"])
-            if state is JobState.PENDING:
-                job = await self._transition(row["id"], JobState.FAILED, {JobState.PENDING}, "interrupted before submit",
-                                             actual_micros=0, error_kind=ErrorKind.TRANSIENT.value,
-                                             error="Interrupted before it was sent to the provider; nothing was charged.")
-            elif state is JobState.SUBMITTING:
-                job = await self._transition(
-                    row["id"], JobState.UNKNOWN, {JobState.SUBMITTING}, "interrupted during submit",
-                    error_kind=ErrorKind.UNKNOWN.value,
-                    error="The process stopped while sending this job; it may exist at the provider. It was not resent.")
-            else:
-                job = await self.get(row["id"])
-                self.track(job.id)
+            job = await self._take_over(row["id"], JobState(row["state"]))
             if job is not None:
                 resumed.append(job)
         return resumed
 
+    async def _take_over(self, job_id: str, state: JobState) -> Job | None:
+        """Claim a job whose lease has lapsed (exactly one process wins) and carry it on; None if
+        another process was first or the job moved on."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            claimed = await tx.execute(
+                "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state = ? AND lease_until < ?",
+                (self.owner, now + self.lease_seconds, job_id, state.value, now))
+        if claimed.rowcount != 1:
+            return None
+        if state is JobState.PENDING:
+            return await self._transition(job_id, JobState.FAILED, {JobState.PENDING}, "interrupted before submit",
+                                          actual_micros=0, error_kind=ErrorKind.TRANSIENT.value,
+                                          error="Interrupted before it was sent to the provider; nothing was charged.")
+        if state is JobState.SUBMITTING:
+            return await self._transition(
+                job_id, JobState.UNKNOWN, {JobState.SUBMITTING}, "interrupted during submit",
+                error_kind=ErrorKind.UNKNOWN.value,
+                error="The process stopped while sending this job; it may exist at the provider. It was not resent.")
+        self.track(job_id)
+        return await self.get(job_id)
+
     async def aclose(self) -> None:
-        """Stop tracking (jobs stay in the database and resume on the next start)."""
+        """Stop tracking and hand this process's unfinished jobs over: their leases end now, so the
+        next process to resume (or to wait for one of them) takes them at once, not a lease later."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            async with self.db.transaction() as tx:
+                await tx.execute(f"UPDATE jobs SET lease_until = 0 WHERE owner = ? AND state IN ({placeholders(UNFINISHED)})",
+                                 (self.owner, *(s.value for s in UNFINISHED)))
+        except Exception as exc:  # a lost database: the leases lapse on their own
+            log.warning("could not hand over this process's jobs (%s); they resume once their leases lapse", exc)
 
 
-def _encode(fields: dict[str, Any], now: float) -> dict[str, Any]:
-    """Column values for an UPDATE: JSON columns serialised, and the lease renewed (unless the
-    caller set it) because whoever writes a job is the process tracking it."""
-    fields.setdefault("lease_until", now + LEASE_SECONDS)
-    return {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
+def report_unrecorded(job: Job, request_id: str | None, exc: BaseException) -> None:
+    """A job the provider has (and may bill) whose record could not be written: say so on stderr
+    with everything needed to find it at the provider, since the database cannot keep it."""
+    where = f"request id {request_id}" if request_id else "no request id yet"
+    message = (f"videogen: job {job.id} ({job.tool}) is at {job.provider} as {where}, endpoint {job.endpoint_id}, "
+               f"but its record could not be written: {exc}")
+    if log.hasHandlers():  # the bot and servers log to stderr (or where the operator chose)
+        log.critical("%s", message)
+    else:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _may_exist(exc: ProviderError) -> bool:

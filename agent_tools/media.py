@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ def format_size(size: int) -> str:
 
 class MediaError(UserError):
     """An input file or an output download that cannot be used; says which and why."""
+
+
+class MediaMismatch(MediaError):
+    """A download whose bytes are not the media asked for (an HTML page served as video/mp4): the
+    provider did not deliver, so the job fails at no charge."""
 
 
 def sniff_image(head: bytes) -> str | None:
@@ -142,9 +148,12 @@ class MediaStore:
     """Downloads provider outputs into ``media_dir/<job id>/`` with the guards described above."""
 
     def __init__(self, media_dir: Path, *, max_bytes: int, trusted_urls: Iterable[str] = (),
-                 client: httpx.AsyncClient | None = None, timeout: float = 120.0) -> None:
+                 client: httpx.AsyncClient | None = None, timeout: float = 120.0,
+                 deadline_seconds: float = 900.0) -> None:
         self.media_dir = Path(media_dir)
         self.max_bytes = max_bytes
+        self.deadline_seconds = deadline_seconds
+        """The most one download may take in all (``timeout`` only bounds each read)."""
         self.trusted = {_host_port(u) for u in trusted_urls}
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._owns_client = client is None
@@ -179,6 +188,15 @@ class MediaStore:
             raise MediaError("The provider returned an inline data URI instead of a file URL; turn sync_mode off.")
         folder = self.media_dir / job_id
         folder.mkdir(parents=True, exist_ok=True)
+        try:
+            async with asyncio.timeout(self.deadline_seconds):
+                return await self._download(folder, index, output, kind)
+        except TimeoutError:
+            raise MediaError(f"Downloading output {index + 1} did not finish within {self.deadline_seconds:g} s "
+                             "(storage.download_deadline_seconds); the provider URL still works until it "
+                             "expires.") from None
+
+    async def _download(self, folder: Path, index: int, output: OutputFile, kind: str) -> KeptFile:
         url = output.url
         for _ in range(5):  # follow redirects by hand so every hop passes the address check
             await self._check_address(url)
@@ -200,28 +218,37 @@ class MediaStore:
                              "download limit (storage.max_download_mb).")
         name = _safe_name(output.file_name or Path(urlsplit(url).path).name or f"output-{index}")
         final = folder / f"{index}-{name}"
-        temp = final.with_suffix(final.suffix + ".part")
-        size, head = 0, b""
-        with temp.open("wb") as fh:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    fh.close()
-                    temp.unlink(missing_ok=True)
-                    raise MediaError(f"The output is over the {format_size(self.max_bytes)} download limit "
-                                     "(storage.max_download_mb).")
-                if len(head) < 16:
-                    head += chunk[:16]
-                fh.write(chunk)
-        ctype = (response.headers.get("content-type") or "").split(";")[0].strip().lower()
-        sniffed = sniff_video(head) if kind == "video" else sniff_image(head)
-        if not ctype.startswith(OUTPUT_TYPES[kind]) and not (ctype in ("", "application/octet-stream") and sniffed):
+        # Each download writes its own temp file (never shared with another process or attempt)
+        # and removes it on any error or cancellation; only a complete, checked file is renamed.
+        temp = folder / f".{final.name}.{uuid.uuid4().hex[:12]}.part"
+        try:
+            size, head = 0, b""
+            with temp.open("wb") as fh:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise MediaError(f"The output is over the {format_size(self.max_bytes)} download limit "
+                                         "(storage.max_download_mb).")
+                    if len(head) < 16:
+                        head += chunk[:16]
+                    fh.write(chunk)
+            ctype = (response.headers.get("content-type") or "").split(";")[0].strip().lower()
+            sniffed = sniff_video(head) if kind == "video" else sniff_image(head)
+            if ctype and ctype != "application/octet-stream" and not ctype.startswith(OUTPUT_TYPES[kind]):
+                raise MediaMismatch(f"The output is {ctype}, not {KIND_NOUN[kind]} file; it was not kept.")
+            if sniffed is None:
+                raise MediaMismatch(f"The output served as {ctype or 'an undeclared type'} is not {KIND_NOUN[kind]} "
+                                    f"file (its first bytes are {head[:8]!r}); it was not kept.")
+            os.replace(temp, final)
+        except BaseException:
             temp.unlink(missing_ok=True)
-            raise MediaError(f"The output is {ctype or 'of no declared type'}, not {KIND_NOUN[kind]} file; "
-                             "it was not kept.")
-        os.replace(temp, final)
+            raise
+        # Temp files of an earlier owner of this job that was killed mid-download (kill -9 runs no
+        # clean-up): this process holds the job's lease now, so they are nobody's.
+        for stale in folder.glob(f".{final.name}.*.part"):
+            stale.unlink(missing_ok=True)
         return KeptFile(url=output.url, path=str(final), content_type=ctype if ctype.startswith(OUTPUT_TYPES[kind])
-                        else (sniffed or ctype), size=size)
+                        else sniffed, size=size)
 
 
 def _safe_name(name: str) -> str:

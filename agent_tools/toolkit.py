@@ -132,6 +132,7 @@ class Toolkit:
         db = await Database.open(settings.storage.database)
         adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
+                           deadline_seconds=settings.storage.download_deadline_seconds,
                            trusted_urls=(settings.fal.queue_url, settings.fal.rest_url, settings.wavespeed.base_url))
         ledger = Ledger(db, settings, **({"clock": engine_options["clock"]} if "clock" in engine_options else {}))
         engine = JobEngine(db, adapters, media, polling=settings.polling, settlement=LedgerSettlement(ledger),

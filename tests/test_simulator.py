@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -643,10 +642,7 @@ async def test_many_concurrent_jobs_on_the_real_clock(http: httpx.AsyncClient) -
             assert result.status_code == 200
             return polls
 
-        started = time.perf_counter()
-        polls = await asyncio.gather(*(one(i) for i in range(200)))
-        elapsed = time.perf_counter() - started
-        assert elapsed < 5
+        polls = await asyncio.gather(*(one(i) for i in range(200)))  # how fast: bench/, not here
         assert sim.stats.submits["fal"] == 200 and sim.stats.routes["fal.result"] == 200
         assert sim.stats.routes["fal.status"] == sum(polls)
         assert sim.stats.requests == 200 * 2 + sum(polls)
@@ -664,13 +660,11 @@ def test_running_simulator_in_a_thread() -> None:
         assert sim.stats.requests == 3
 
 
-def test_media_is_fast_and_small() -> None:
+def test_media_is_small() -> None:
     from agent_tools.simulator import media
 
-    started = time.perf_counter()
-    clip = media.render_video("a fresh caption for timing")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5 and len(clip) < 500_000
+    clip = media.render_video("a fresh caption")  # its speed is measured in bench/, not asserted here
+    assert len(clip) < 500_000
     info = check_mp4(clip)
     assert info["sps"]["width"] == 320 and info["sps"]["height"] == 180 and info["seconds"] >= 1
 
