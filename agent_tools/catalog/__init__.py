@@ -9,6 +9,7 @@ import difflib
 
 from ..errors import UnknownTool
 from . import hailuo, hunyuan, pika, sora, veo
+from .labels import SAFETY_FIELDS, SHORT
 from .pricing import PRICES_AS_OF
 from .spec import Category, ModelInput, ModelSpec, OutputKind, Provider, Quote, Rate
 
@@ -33,4 +34,4 @@ def get(name: str) -> ModelSpec:
 
 
 __all__ = ["CATALOG", "PRICES_AS_OF", "Category", "ModelInput", "ModelSpec", "OutputKind", "Provider",
-           "Quote", "Rate", "get"]
+           "Quote", "Rate", "SAFETY_FIELDS", "SHORT", "get"]

@@ -20,6 +20,7 @@ from pydantic_core import core_schema
 
 from ..errors import InvalidArguments
 from ..money import format_usd
+from .labels import SAFETY_FIELDS, SHORT
 
 
 class Provider(StrEnum):
@@ -120,6 +121,8 @@ class ModelSpec:
     summary: str
     prompt_guide: str
     notes: tuple[str, ...] = field(default=())
+    short: Mapping[str, str] = field(default_factory=dict)
+    """Field → a few plain words for chat options, where ``labels.SHORT``'s text does not fit this model."""
 
     # -- validation -------------------------------------------------------------------------
     def validate(self, arguments: Mapping[str, Any]) -> ModelInput:
@@ -169,6 +172,14 @@ class ModelSpec:
         parts.extend(n.strip() for n in self.notes)
         parts.append(f"Price: {self.price_unit}; a default run costs {self.default_quote().usd}.")
         return "\n\n".join(parts)
+
+    def short_description(self, name: str) -> str | None:
+        """A few plain words for a field, for chat options (None: no short text, use the schema's)."""
+        return self.short.get(name) or SHORT.get(name)
+
+    def safety_fields(self) -> list[str]:
+        """This model's provider safety switches (``labels.SAFETY_FIELDS``): the operator's, not a user's."""
+        return [name for name in self.Input.model_fields if name in SAFETY_FIELDS]
 
     def media_fields(self) -> dict[str, str]:
         """Field name → media kind for inputs that take an image, or a list of images."""
