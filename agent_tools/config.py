@@ -16,13 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
-from .catalog import CATALOG
+from .catalog import CATALOG, SAFETY_FIELDS
 from .errors import ConfigError
 from .money import usd
 
@@ -147,6 +147,47 @@ class AdminSettings(_Section):
 class DiscordSettings(_Section):
     token: SecretStr | None = Field(default=None, description="bot token (env DISCORD_TOKEN)")
     guild_ids: list[int] = Field(default_factory=list, description="sync commands to these guilds only")
+    confirm_above_usd: Decimal = Field(default=Decimal("1.00"), ge=0, le=MAX_USD,
+                                       description="runs priced above this show a Run/Cancel card first")
+    confirm_seconds: int = Field(default=300, ge=10, le=3600, description="how long a price card can be run")
+    allow_dms: bool = Field(default=False, description="accept commands in DMs (the user's limits and the global cap)")
+    nsfw: Literal["spoiler", "withhold"] = Field(
+        default="spoiler", description="outputs a provider flags as NSFW: posted as spoilers, or withheld outside "
+                                       "age-restricted channels")
+    banned_words: list[str] = Field(default_factory=list, description="prompts containing any of these are refused")
+    provider_switches: dict[str, bool] = Field(
+        default_factory=dict, description="provider safety switches (enable_safety_checker, auto_fix): the "
+                                          "operator's choice, never a user option; unset = the model's default")
+    shard_count: int | None = Field(default=None, ge=1, le=10_000, description="total gateway shards")
+    shard_ids: list[int] | None = Field(default=None, description="the shards this process runs (needs shard_count)")
+
+    @property
+    def confirm_above_micros(self) -> int:
+        return usd(self.confirm_above_usd)
+
+    @field_validator("banned_words")
+    @classmethod
+    def _words(cls, words: list[str]) -> list[str]:
+        cleaned = [w.strip().lower() for w in words if w.strip()]
+        return list(dict.fromkeys(cleaned))
+
+    @field_validator("provider_switches")
+    @classmethod
+    def _switches(cls, switches: dict[str, bool]) -> dict[str, bool]:
+        unknown = sorted(set(switches) - SAFETY_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown provider switch {', '.join(unknown)}; known: {', '.join(sorted(SAFETY_FIELDS))}")
+        return switches
+
+    @model_validator(mode="after")
+    def _shards(self) -> "DiscordSettings":
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("shard_ids needs shard_count (the total number of shards across all processes)")
+            bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if bad or not self.shard_ids:
+                raise ValueError(f"shard_ids must be a non-empty list of numbers from 0 to {self.shard_count - 1}")
+        return self
 
 
 class McpSettings(_Section):

@@ -152,6 +152,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE ledger_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # 5: the Discord bot on public servers — per-guild rules (allowed channels and models, banned
+    # words), per-user defaults, price cards waiting for Run, and notices a user has still to see
+    # (a result that could not be posted where it was asked for).
+    """
+    CREATE TABLE discord_rules(guild_id TEXT NOT NULL, kind TEXT NOT NULL CHECK(kind IN ('channel','model','word')),
+                               value TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY(guild_id, kind, value));
+    CREATE TABLE discord_user_settings(user_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE discord_cards(id TEXT PRIMARY KEY, user_id TEXT NOT NULL, tool TEXT NOT NULL,
+                               arguments TEXT NOT NULL, note TEXT, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                               state TEXT NOT NULL CHECK(state IN ('open','run','cancelled')));
+    CREATE TABLE discord_notices(seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, job_id TEXT NOT NULL,
+                                 text TEXT NOT NULL, created_at REAL NOT NULL, shown_at REAL);
+    CREATE INDEX discord_notices_user ON discord_notices(user_id, shown_at)
+    """,
 )
 
 

@@ -407,6 +407,19 @@ class Ledger:
                 await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
         return Reservation(hold_id, estimate_micros, tuple(warnings))
 
+    async def check(self, who: Requester, estimate_micros: int, *, tool: str, what: str | None = None) -> None:
+        """``QuotaExceeded`` if a reservation of ``estimate_micros`` would be refused now; writes nothing.
+
+        A surface asks this before it answers anyone, so a refusal can be private from its first
+        byte; ``reserve`` checks again in its transaction, which is the check that counts.
+        """
+        now = self.clock()
+        await self.ensure_totals()
+        effective = await self.effective_limits(who)
+        usage = await self._usage(self.db.fetchall, effective, now)
+        for (scope, scope_id), limits in effective.items():
+            self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now)
+
     def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,
                now: float) -> list[str]:
         windows = self.windows(now)

@@ -170,6 +170,19 @@ class Toolkit:
         params = spec.validate(arguments)
         return Estimate(spec, params, spec.price(params, self.settings.price_overrides(spec.tool)))
 
+    async def preflight(self, account: Account, tool: str, arguments: Mapping[str, Any], *,
+                        allow_local_files: bool = True) -> Estimate:
+        """Everything ``generate`` would refuse before paying, checked without writing anything:
+        the arguments, the inputs, a provider key, and every quota (read-only). A surface that must
+        answer privately when refused (Discord) asks this first; ``generate`` checks again."""
+        estimate = self.estimate(tool, arguments)
+        check_inputs(estimate.spec, estimate.params, allow_local=allow_local_files)
+        if estimate.spec.provider.value not in self.adapters:
+            raise UserError(MISSING_KEY[estimate.spec.provider.value])
+        await self.ledger.check(account.requester, estimate.quote.micros, tool=estimate.spec.tool,
+                                what=_what(estimate.spec))
+        return estimate
+
     # -- generation -------------------------------------------------------------------------
 
     async def generate(self, account: Account, tool: str, arguments: Mapping[str, Any], *,

@@ -23,12 +23,14 @@ from agent_tools.jobs import JobState
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
 from bots.discord.app import VideoBot
-from bots.discord.delivery import reroll_arguments
+from bots.discord.delivery import Reply, reroll_arguments
+from bots.discord.policy import DMS_OFF
 from bots.discord.views import ANIMATE_TOOL
 
 APP_ID = 910000000000000001
 GUILD_ID = 910000000000000002
 CHANNEL_ID = 910000000000000003
+DM_CHANNEL_ID = 910000000000000004
 ADMIN_ROLE = 910000000000000050
 ALICE = {"id": "910000000000000011", "username": "alice", "discriminator": "0", "avatar": None, "global_name": "Alice"}
 BOB = {"id": "910000000000000012", "username": "bob", "discriminator": "0", "avatar": None, "global_name": "Bob"}
@@ -117,15 +119,26 @@ def member(user: dict[str, Any], roles: tuple[int, ...] = (), permissions: int =
             "deaf": False, "mute": False, "permissions": str(permissions), "flags": 0}
 
 
+BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
+                                      embed_links=True, attach_files=True).value
+
+
 def interaction(bot: VideoBot, itype: int, data: dict[str, Any], user: dict[str, Any], *, roles: tuple[int, ...] = (),
-                message: dict[str, Any] | None = None) -> discord.Interaction:
+                message: dict[str, Any] | None = None, app_permissions: int = BOT_PERMISSIONS, dm: bool = False,
+                channel: dict[str, Any] | None = None) -> discord.Interaction:
+    """A real interaction as Discord sends it: in the test server's #gen, or in the bot's DMs (``dm``)."""
+    channel = channel or {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "gen", "position": 0,
+                          "permission_overwrites": [], "nsfw": False}
     payload = {"id": str(snowflake()), "application_id": str(APP_ID), "type": itype, "token": f"tok-{snowflake()}",
-               "version": 1, "guild_id": str(GUILD_ID), "channel_id": str(CHANNEL_ID),
-               "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "gen", "position": 0,
-                           "permission_overwrites": []},
-               "member": member(user, roles), "locale": "en-US", "app_permissions": "0", "entitlements": [],
-               "attachment_size_limit": 10 * 1024 * 1024, "authorizing_integration_owners": {"0": str(GUILD_ID)},
-               "context": 0, "data": data}
+               "version": 1, "guild_id": str(GUILD_ID), "channel_id": channel["id"], "channel": channel,
+               "member": member(user, roles), "locale": "en-US", "app_permissions": str(app_permissions),
+               "entitlements": [], "attachment_size_limit": 10 * 1024 * 1024,
+               "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0, "data": data}
+    if dm:
+        dm_channel = {"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [user]}
+        payload.update(channel_id=dm_channel["id"], channel=dm_channel, user=user, context=1,
+                       authorizing_integration_owners={"0": str(GUILD_ID)})
+        del payload["guild_id"], payload["member"]
     if message is not None:
         payload["message"] = message
     return discord.Interaction(state=bot._connection, data=payload)
@@ -137,7 +150,8 @@ def option(name: str, value: Any) -> dict[str, Any]:
 
 
 async def slash(bot: VideoBot, path: str, user: dict[str, Any] = ALICE, *, roles: tuple[int, ...] = (),
-                attachments: dict[str, dict[str, Any]] | None = None, **values: Any) -> discord.Interaction:
+                attachments: dict[str, dict[str, Any]] | None = None, where: dict[str, Any] | None = None,
+                **values: Any) -> discord.Interaction:
     """Run ``/group sub`` (or ``/command``) with ``values`` as a user, through the real CommandTree."""
     names = path.split()
     options = [option(k, v) for k, v in values.items() if not isinstance(v, Attached)]
@@ -153,7 +167,7 @@ async def slash(bot: VideoBot, path: str, user: dict[str, Any] = ALICE, *, roles
     data: dict[str, Any] = {"id": str(snowflake()), "name": names[0], "type": 1, "options": options}
     if resolved:
         data["resolved"] = {"attachments": resolved}
-    inter = interaction(bot, 2, data, user, roles=roles)
+    inter = interaction(bot, 2, data, user, roles=roles, **(where or {}))
     try:
         await bot.tree._call(inter)
     except app_commands.AppCommandError as exc:
@@ -217,6 +231,7 @@ def make_settings(tmp_path: Path, sim: Simulator, **overrides: Any):
         "polling": {"initial_seconds": 0.02, "max_seconds": 0.05, "factor": 1.5},
         "quotas": {"default": {"daily_usd": 5, "monthly_usd": 50}},
         "admins": {"discord_user_ids": [int(ROOT["id"])], "discord_role_ids": [ADMIN_ROLE]},
+        "discord": {"confirm_above_usd": 50},  # price cards have tests of their own
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
@@ -281,7 +296,7 @@ async def spent(bot: VideoBot) -> int:
 
 async def test_video_from_command_to_posted_file(bot):
     rec = bot.recorder
-    inter = await slash(bot, "video pika_text_to_video", prompt="a fox in the snow", duration=10)
+    inter = await slash(bot, "text-to-video pika_text_to_video", prompt="a fox in the snow", duration=10)
     assert rec.calls[0]["path"].endswith("/callback") and rec.calls[0]["body"] == {"type": 5}  # deferred at once
     assert rec.calls[1]["method"] == "GET" and rec.calls[1]["path"].endswith("/messages/@original")
     await finish(bot)
@@ -312,7 +327,7 @@ async def test_progress_edits_are_throttled(tmp_path, sim):
     bot.progress_interval = 0.25
     try:
         started = time.monotonic()
-        await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.5] [sim:queue=8] a slow fox")
+        await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=0.5] [sim:queue=8] a slow fox")
         await finish(bot)
         took = time.monotonic() - started
         edits = bot.recorder.of("webhook", "PATCH", "@original")
@@ -325,7 +340,7 @@ async def test_progress_edits_are_throttled(tmp_path, sim):
 
 async def test_image_with_size_options_and_animate_and_reroll(bot):
     rec = bot.recorder
-    await slash(bot, "image hunyuan_image_v3", prompt="a lighthouse poster", width=640, height=360, num_images=2)
+    await slash(bot, "text-to-image hunyuan_image_v3", prompt="a lighthouse poster", width=640, height=360, num_images=2)
     await finish(bot)
     [job] = await jobs_of(bot)
     assert job.state is JobState.SUCCEEDED and job.params["image_size"] == {"width": 640, "height": 360}
@@ -357,7 +372,7 @@ async def test_image_with_size_options_and_animate_and_reroll(bot):
 
 async def test_attachments_become_the_models_image_urls(bot):
     first, second = Attached("a.png"), Attached("b.webp", "image/webp")
-    await slash(bot, "video veo3_1_reference_to_video", prompt="two friends on a bench", image_1=first, image_2=second,
+    await slash(bot, "reference-to-video veo3_1_reference_to_video", prompt="two friends on a bench", image_1=first, image_2=second,
                 image_urls="https://example.com/c.png")
     await finish(bot)
     [job] = await jobs_of(bot)
@@ -381,12 +396,12 @@ def test_reroll_arguments_keep_everything_but_the_seed():
 
 async def test_invalid_input_is_refused_before_anything_is_charged(bot):
     rec = bot.recorder
-    await slash(bot, "video hunyuan_custom", prompt="x" * 600, num_frames=81)
-    await slash(bot, "video pika_image_to_video", prompt="waves")
-    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached("notes.txt", "text/plain"))
-    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached(size=25 * 2**20))
-    await slash(bot, "video pika_image_to_video", prompt="waves", image=Attached(), image_url="https://x/y.png")
-    await slash(bot, "image hunyuan_image_v3", prompt="p", image_size="square", width=300)
+    await slash(bot, "image-to-video hunyuan_custom", prompt="x" * 600, num_frames=81)
+    await slash(bot, "image-to-video pika_image_to_video", prompt="waves")
+    await slash(bot, "image-to-video pika_image_to_video", prompt="waves", image=Attached("notes.txt", "text/plain"))
+    await slash(bot, "image-to-video pika_image_to_video", prompt="waves", image=Attached(size=25 * 2**20))
+    await slash(bot, "image-to-video pika_image_to_video", prompt="waves", image=Attached(), image_url="https://x/y.png")
+    await slash(bot, "text-to-image hunyuan_image_v3", prompt="p", image_size="square", width=300)
     callbacks = [c for c in rec.calls if c["path"].endswith("/callback")]
     assert len(callbacks) == 6 and all(c["body"]["type"] == 4 and c["body"]["data"]["flags"] == 64 for c in callbacks)
     texts = rec.ephemeral_texts()
@@ -403,9 +418,10 @@ async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim)
     bot = await make_bot(make_settings(tmp_path, sim, quotas={"default": {"daily_usd": 0.1}}))
     try:
         rec = bot.recorder
-        await slash(bot, "video pika_text_to_video", prompt="a fox")
-        assert rec.calls[0]["body"] == {"type": 5}
-        assert rec.of("webhook", "DELETE", "@original")  # the public "thinking…" is withdrawn
+        await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+        [call] = rec.calls  # refused in the first response: nobody else ever saw a "thinking…"
+        assert call["path"].endswith("/callback") and call["body"]["type"] == 4
+        assert call["body"]["data"]["flags"] == 64
         [text] = rec.ephemeral_texts()
         assert text.startswith("This Pika 2.2 clip costs $0.20, more than the whole daily limit of $0.10")
         assert "Nothing was charged" in text and "/quota" in text
@@ -416,7 +432,7 @@ async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim)
 
 async def test_provider_failure_tells_the_user_what_to_do_and_charges_nothing(bot):
     rec = bot.recorder
-    await slash(bot, "video pika_text_to_video", prompt="[sim:content_policy] something")
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:content_policy] something")
     await finish(bot)
     [job] = await jobs_of(bot)
     assert job.state is JobState.FAILED
@@ -429,7 +445,7 @@ async def test_provider_failure_tells_the_user_what_to_do_and_charges_nothing(bo
 
 async def test_output_over_the_upload_limit_is_linked(bot):
     rec = bot.recorder
-    inter = await slash(bot, "video pika_text_to_video", prompt="a fox")
+    inter = await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
     inter.filesize_limit = 1000  # a tiny server limit: the clip cannot be attached
     await finish(bot)
     [post] = rec.of("webhook", "POST", "/webhooks/")
@@ -442,7 +458,7 @@ async def test_output_over_the_upload_limit_is_linked(bot):
 
 async def test_cancel_by_owner_and_refusal_for_a_stranger(bot):
     rec = bot.recorder
-    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] a long one")
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=30] a long one")
     await until(lambda: rec.of("webhook", "PATCH", "@original"))
     [job] = await jobs_of(bot)
 
@@ -459,8 +475,8 @@ async def test_cancel_by_owner_and_refusal_for_a_stranger(bot):
 
 
 async def test_admin_may_cancel_anyones_job_and_cancel_command(bot):
-    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] one", user=BOB)
-    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=30] two", user=BOB)
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=30] one", user=BOB)
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=30] two", user=BOB)
     first, second = sorted(await jobs_of(bot, BOB), key=lambda j: j.created_at)
     await click(bot, f"vg:cancel:{first.id}", CAROL, roles=(ADMIN_ROLE,))
     await slash(bot, "cancel", user=ALICE, job=second.id)  # a stranger, by command
@@ -478,7 +494,7 @@ async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(
     bot = await make_bot(make_settings(tmp_path, sim), clock=clock)
     rec = bot.recorder
     try:
-        await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.6] a long render")
+        await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=0.6] a long render")
         await until(lambda: rec.of("webhook", "PATCH", "@original"))
         [job] = await jobs_of(bot)
         clock.offset = 15 * 60 - 30  # inside the safety margin before the token's 15 minutes end
@@ -500,7 +516,7 @@ async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(
 
 async def test_an_expired_token_error_switches_to_the_bot_token(bot):
     rec = bot.recorder
-    await slash(bot, "video pika_text_to_video", prompt="[sim:slow=0.3] x")
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=0.3] x")
     await until(lambda: rec.of("webhook", "PATCH", "@original"))
     rec.webhook_error = discord.HTTPException(_Response(401), {"code": 50027, "message": "Invalid Webhook Token"})
     await finish(bot)
@@ -519,8 +535,8 @@ class _Response:
 async def test_results_are_delivered_after_a_restart(tmp_path, sim):
     settings = make_settings(tmp_path, sim)
     first = await make_bot(settings)
-    await slash(first, "video pika_text_to_video", prompt="[sim:slow=0.2] finishes while the bot is down")
-    await slash(first, "video pika_text_to_video", prompt="[sim:slow=1] still running at the restart", user=BOB)
+    await slash(first, "text-to-video pika_text_to_video", prompt="[sim:slow=0.2] finishes while the bot is down")
+    await slash(first, "text-to-video pika_text_to_video", prompt="[sim:slow=1] still running at the restart", user=BOB)
     await until(lambda: len(first.recorder.of("webhook", "PATCH", "@original")) >= 2)
     early, late = sorted(await first.toolkit.list_jobs(first.toolkit.local_account(), all_accounts=True),
                          key=lambda j: j.created_at)
@@ -554,7 +570,7 @@ async def test_results_are_delivered_after_a_restart(tmp_path, sim):
 
 async def test_quota_jobs_and_models(bot):
     rec = bot.recorder
-    await slash(bot, "video pika_text_to_video", prompt="a fox")
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
     await finish(bot)
     await slash(bot, "quota")
     await slash(bot, "jobs")
@@ -567,7 +583,7 @@ async def test_quota_jobs_and_models(bot):
     models = rec.calls[-1]["body"]["data"]
     assert models["flags"] == 64
     text = json.dumps(models["embeds"])
-    assert "/video sora_2_pro_text_to_video" in text and "/image hunyuan_image_v3" in text
+    assert "/text-to-video sora_2_pro_text_to_video" in text and "/text-to-image hunyuan_image_v3" in text
 
 
 # -- /admin ------------------------------------------------------------------------------------------
@@ -586,7 +602,7 @@ async def test_admin_commands_check_the_configured_admins(bot):
     inter = await _slash_resolved(bot, "admin set-limits", ROOT, "user", 6, BOB, resolved_user, daily="0.30")
     assert inter.response.is_done()
     assert rec.ephemeral_texts()[-1] == f"Saved. <@{BOB['id']}> (account discord-{BOB['id']}): daily $0.30"
-    await slash(bot, "video pika_text_to_video", BOB, prompt="a fox", duration=10)
+    await slash(bot, "text-to-video pika_text_to_video", BOB, prompt="a fox", duration=10)
     assert "costs $0.40, more than the whole daily limit of $0.30" in rec.ephemeral_texts()[-1]
 
     role = {"id": "910000000000000060", "name": "artists", "color": 0, "hoist": False, "position": 1,
@@ -600,7 +616,7 @@ async def test_admin_commands_check_the_configured_admins(bot):
     assert rec.ephemeral_texts()[-1] == "Saved. this server: 1 jobs at once"
     await slash(bot, "admin limits", ROOT)
     assert rec.ephemeral_texts()[-1] == "this server: 1 jobs at once"
-    await slash(bot, "video pika_text_to_video", ALICE, prompt="a fox")
+    await slash(bot, "text-to-video pika_text_to_video", ALICE, prompt="a fox")
     await finish(bot)
     await slash(bot, "admin spend", ROOT, by="account")
     report = rec.ephemeral_texts()[-1]
@@ -619,3 +635,247 @@ async def _slash_resolved(bot, path, user, name, kind, target, resolved, **value
     except app_commands.AppCommandError as exc:
         await bot.tree._dispatch_error(inter, exc)
     return inter
+
+
+# -- checks before the first response ------------------------------------------------------------------
+
+def first_response(rec: Recorder) -> dict[str, Any]:
+    return next(c for c in rec.calls if c["path"].endswith("/callback"))["body"]
+
+
+async def test_a_missing_channel_permission_is_named_in_a_private_first_response(bot):
+    rec = bot.recorder
+    lacking = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
+    await slash(bot, "text-to-video pika_text_to_video", where={"app_permissions": lacking}, prompt="a fox")
+    [call] = rec.calls
+    assert call["body"]["type"] == 4 and call["body"]["data"]["flags"] == 64
+    [text] = rec.ephemeral_texts()
+    assert "missing the Attach Files permission here" in text and "Edit Channel → Permissions" in text
+    none = discord.Permissions(view_channel=True).value
+    await slash(bot, "text-to-video pika_text_to_video", where={"app_permissions": none}, prompt="a fox")
+    assert "missing the Send Messages, Embed Links and Attach Files permissions" in rec.ephemeral_texts()[-1]
+    assert await jobs_of(bot) == [] and await spent(bot) == 0
+
+
+async def test_in_a_thread_the_bot_needs_send_messages_in_threads_and_posts_there(bot):
+    rec = bot.recorder
+    thread = {"id": "910000000000000070", "type": 11, "guild_id": str(GUILD_ID), "name": "ideas",
+              "parent_id": str(CHANNEL_ID), "owner_id": ALICE["id"], "message_count": 1, "member_count": 1,
+              "thread_metadata": {
+                  "archived": False, "auto_archive_duration": 1440, "archive_timestamp": "2024-01-01T00:00:00+00:00",
+                  "locked": False}}
+    lacking = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True).value
+    await slash(bot, "text-to-video pika_text_to_video", where={"channel": thread, "app_permissions": lacking},
+                prompt="a fox")
+    assert "missing the Send Messages in Threads permission" in rec.ephemeral_texts()[-1]
+    await slash(bot, "text-to-video pika_text_to_video", where={"channel": thread}, prompt="a fox")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED and job.origin["channel_id"] == thread["id"]
+    reply = Reply.from_origin(bot, job.origin)  # after 15 minutes, the bot's token posts into the thread too
+    await reply.post("later")
+    assert rec.of("bot", "POST")[-1]["path"] == f"/channels/{thread['id']}/messages"
+
+
+async def test_slow_checks_defer_privately_so_a_refusal_stays_private(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, quotas={"default": {"daily_usd": 0.1}}))
+    bot.check_seconds = 0  # the checks "take too long": the bot must answer Discord first, privately
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+        assert first_response(rec) == {"type": 5, "data": {"flags": 64}}  # "thinking…", seen only by the user
+        assert "more than the whole daily limit" in rec.ephemeral_texts()[-1]
+        assert not rec.of("webhook", "DELETE") and await jobs_of(bot) == []
+    finally:
+        await stop_bot(bot)
+
+
+async def test_slow_checks_that_pass_post_the_progress_publicly(bot):
+    rec = bot.recorder
+    bot.check_seconds = 0
+    inter = await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    assert first_response(rec) == {"type": 5, "data": {"flags": 64}}
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED
+    assert rec.of("webhook", "PATCH", "@original")[0]["body"]["content"].startswith("Checks passed")
+    posts = rec.of("webhook", "POST", f"/webhooks/{APP_ID}/{inter.token}")
+    assert not posts[0]["body"].get("flags") and posts[0]["body"]["content"].startswith("📨 Starting Pika 2.2")
+    edits = rec.of("webhook", "PATCH", f"/messages/{job.origin['message_id']}")  # the public followup, edited
+    assert edits and field(embed_of(edits[-1]), "Status").startswith("✅ Done")
+    assert edits[0]["body"]["content"] is None  # "Starting…" gives way to the progress embed
+    assert posts[-1]["files"][0].endswith(".mp4")
+
+
+# -- DMs ---------------------------------------------------------------------------------------------
+
+async def test_dms_are_refused_unless_the_operator_enables_them(bot):
+    await slash(bot, "text-to-video pika_text_to_video", where={"dm": True}, prompt="a fox")
+    assert bot.recorder.ephemeral_texts() == [DMS_OFF] and await jobs_of(bot) == []
+
+
+async def test_enabled_dms_apply_the_users_limits_and_the_global_cap(tmp_path, sim):
+    settings = make_settings(tmp_path, sim, discord={"allow_dms": True, "confirm_above_usd": 50},
+                             quotas={"default": {"daily_usd": 5}, "global": {"daily_usd": 0.3}})
+    bot = await make_bot(settings)
+    try:
+        await slash(bot, "text-to-video pika_text_to_video", where={"dm": True}, prompt="a fox")
+        await finish(bot)
+        [job] = await jobs_of(bot)
+        assert job.state is JobState.SUCCEEDED and job.origin["guild_id"] is None
+        await slash(bot, "text-to-video pika_text_to_video", where={"dm": True}, prompt="again")
+        assert "the operator's budget has $0.10 left today" in bot.recorder.ephemeral_texts()[-1]
+        assert len(await jobs_of(bot)) == 1
+    finally:
+        await stop_bot(bot)
+
+
+# -- safety: operator switches, banned words, allow-lists ------------------------------------------------
+
+async def test_provider_safety_switches_are_the_operators(tmp_path, sim):
+    settings = make_settings(tmp_path, sim, discord={"provider_switches": {"enable_safety_checker": False},
+                                                     "confirm_above_usd": 50})
+    bot = await make_bot(settings)
+    try:
+        # a user cannot even name the switch: it is not an option of the command
+        await slash(bot, "image-to-video hunyuan_custom", prompt="a fox", image_url="https://x/y.png",
+                    enable_safety_checker=True)
+        await finish(bot)
+        [job] = await jobs_of(bot)
+        assert job.params["enable_safety_checker"] is False
+        await click(bot, f"vg:reroll:{job.id}")
+        await until(lambda: len(bot.deliveries.tasks) or False)
+        await finish(bot)
+        assert all(j.params["enable_safety_checker"] is False for j in await jobs_of(bot))
+    finally:
+        await stop_bot(bot)
+
+
+async def test_banned_words_from_config_and_admin(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, discord={"banned_words": ["Gore"], "confirm_above_usd": 50}))
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-video pika_text_to_video", prompt="a lot of GORE, please")
+        assert rec.ephemeral_texts()[-1].startswith('Your prompt contains a word this server does not allow ("gore")')
+        await slash(bot, "admin banned-words", ROOT, action="add", word="spiders")
+        assert rec.ephemeral_texts()[-1] == "Added spiders to this server's banned words."
+        await slash(bot, "text-to-video pika_text_to_video", prompt="many spiders")
+        assert '("spiders")' in rec.ephemeral_texts()[-1]
+        await slash(bot, "text-to-video pika_text_to_video", prompt="spiderman")  # whole words only
+        await finish(bot)
+        assert len(await jobs_of(bot)) == 1
+        await slash(bot, "admin banned-words", BOB, action="add", word="cats")
+        assert rec.ephemeral_texts()[-1].startswith("Only the bot's admins")
+    finally:
+        await stop_bot(bot)
+
+
+async def test_channel_and_model_allow_lists(bot):
+    rec = bot.recorder
+    other = {"id": "910000000000000080", "name": "art", "type": 0, "permissions": "0"}
+    await _slash_resolved(bot, "admin channels", ROOT, "channel", 7, other, {"channels": {other["id"]: other}},
+                          action="add")
+    assert rec.ephemeral_texts()[-1] == f"Added <#{other['id']}> to this server's allowed channels."
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    assert rec.ephemeral_texts()[-1].startswith(f"This server runs generations only in <#{other['id']}>")
+    await _slash_resolved(bot, "admin channels", ROOT, "channel", 7, {**other, "id": str(CHANNEL_ID), "name": "gen"},
+                          {"channels": {str(CHANNEL_ID): {**other, "id": str(CHANNEL_ID), "name": "gen"}}},
+                          action="add")
+    await slash(bot, "admin models", ROOT, action="add", model="pika_text_to_video")
+    await slash(bot, "text-to-video sora_2_text_to_video", prompt="a fox")
+    assert rec.ephemeral_texts()[-1].startswith("This server allows only these models: pika_text_to_video")
+    await slash(bot, "admin models", ROOT, action="add", model="no_such_model")
+    assert "no_such_model" in rec.ephemeral_texts()[-1] and "/models" in rec.ephemeral_texts()[-1]
+    await slash(bot, "admin rules", ROOT)
+    rules = rec.ephemeral_texts()[-1]
+    assert f"<#{other['id']}>" in rules and "pika_text_to_video" in rules
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    await finish(bot)
+    assert [j.tool for j in await jobs_of(bot)] == ["pika_text_to_video"]
+    await slash(bot, "admin models", ROOT, action="remove", model="pika_text_to_video")
+    assert rec.ephemeral_texts()[-1] == "Removed pika_text_to_video from this server's allowed models."
+
+
+# -- price cards -----------------------------------------------------------------------------------
+
+async def card_ids(rec: Recorder) -> list[str]:
+    body = first_response(rec)["data"]
+    return [c["custom_id"] for row in body["components"] for c in row["components"]]
+
+
+async def test_an_expensive_run_asks_first_and_reserves_nothing_until_run(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1}))
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="a storm at sea")  # 4 s at 1080p: $2.00
+        [call] = rec.calls
+        data = call["body"]["data"]
+        assert call["body"]["type"] == 4 and data["flags"] == 64
+        card = data["embeds"][0]
+        assert card["title"].startswith("Run Sora 2 Pro") and field(card, "Price") == "$2.00"
+        assert "$0.50/s" in field(card, "How it is priced") and field(card, "Budget left now").startswith("$5.00 left")
+        run, cancel = await card_ids(rec)
+        assert run.startswith("vgcard:run:") and cancel.startswith("vgcard:drop:")
+        assert await jobs_of(bot) == [] and await spent(bot) == 0  # nothing reserved yet
+
+        await click(bot, run)
+        await until(lambda: bot.deliveries.tasks)
+        await click(bot, run)  # the double click
+        assert rec.ephemeral_texts()[-1].startswith("This run was already started")
+        await finish(bot)
+        [job] = await jobs_of(bot)
+        assert job.state is JobState.SUCCEEDED and job.tool == "sora_2_pro_text_to_video" and await spent(bot) == 2_000_000
+        update = next(c for c in rec.calls if c["body"] and c["body"].get("type") == 7)
+        assert update["body"]["data"]["content"].startswith("Started — $2.00 reserved")
+        assert update["body"]["data"]["components"] == []
+        await click(bot, cancel)
+        assert rec.ephemeral_texts()[-1].startswith("This run was already started")
+    finally:
+        await stop_bot(bot)
+
+
+async def test_a_card_can_be_cancelled_expires_and_is_only_its_owners(tmp_path, sim):
+    clock = Clock()
+    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1}), clock=clock)
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="one")
+        run, cancel = await card_ids(rec)
+        await click(bot, run, BOB)
+        assert rec.ephemeral_texts()[-1] == "That price card is not yours, or no longer exists."
+        await click(bot, cancel)
+        assert rec.calls[-1]["body"]["data"]["content"] == "Cancelled; nothing was reserved or charged."
+        await click(bot, run)
+        assert rec.ephemeral_texts()[-1].startswith("You cancelled this run")
+
+        rec.calls.clear()
+        await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="two")
+        run, _ = await card_ids(rec)
+        clock.offset = 301  # the card's five minutes are over
+        await click(bot, run)
+        assert rec.ephemeral_texts()[-1].startswith("This price card expired")
+        assert await jobs_of(bot) == [] and await spent(bot) == 0
+    finally:
+        await stop_bot(bot)
+
+
+async def test_run_checks_the_budget_again_and_a_refusal_keeps_the_card(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1},
+                                       quotas={"default": {"daily_usd": 3}}))
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="one")
+        first_run, _ = await card_ids(rec)
+        rec.calls.clear()
+        await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="two")
+        second_run, _ = await card_ids(rec)
+        await click(bot, first_run)
+        await until(lambda: bot.deliveries.tasks)
+        await finish(bot)
+        await click(bot, second_run)  # $2.00, more than the $1.00 left today
+        assert "you have $1.00 left today" in rec.ephemeral_texts()[-1]
+        assert len(await jobs_of(bot)) == 1
+        card = await bot.records.card(second_run.rsplit(":", 1)[-1])
+        assert card is not None and card.state == "open"
+    finally:
+        await stop_bot(bot)

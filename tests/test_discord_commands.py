@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import io
 import json
 from types import SimpleNamespace
@@ -14,15 +15,18 @@ import discord
 import pytest
 
 from agent_tools.cli import discord as cli_discord
-from agent_tools.catalog import CATALOG, OutputKind
+from agent_tools.catalog import CATALOG, SHORT, Category, OutputKind
 from agent_tools.config import Settings
 from agent_tools.errors import UserError
 from agent_tools.media import MAX_INPUT_BYTES
 from bots.discord.app import MISSING_TOKEN, VideoBot, serve
-from bots.discord.commands import build_payload
+from bots.discord.commands import BUDGET, build_payload, model_groups
 from bots.discord.options import LIST_SLOTS, collect_arguments, plan_tool, shorten
 from bots.discord.payloads import (ATTACHMENT, BOOLEAN, INTEGER, NUMBER, STRING, command_chars, payload_hash,
                                    validate_payload)
+
+
+CATEGORIES = [c.value for c in Category]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +34,9 @@ def payload() -> list[dict]:
     return build_payload()
 
 
-def sub(payload: list[dict], group: str, tool: str) -> dict:
-    command = next(c for c in payload if c["name"] == group)
+def sub(payload: list[dict], tool: str) -> dict:
+    """A model's subcommand, under its category's command."""
+    command = next(c for c in payload if c["name"] == CATALOG[tool].category.value)
     return next(o for o in command["options"] if o["name"] == tool)
 
 
@@ -43,7 +48,7 @@ def opt(subcommand: dict, name: str) -> dict:
 
 def test_payload_passes_discords_limits(payload):
     assert validate_payload(payload) == []
-    assert [c["name"] for c in payload] == ["video", "image", "models", "quota", "jobs", "cancel", "admin"]
+    assert [c["name"] for c in payload] == [*CATEGORIES, "models", "quota", "jobs", "cancel", "admin"]
     for command in payload:
         assert command_chars(command) <= 8000
         assert command["contexts"] == [0] and command["dm_permission"] is False
@@ -52,18 +57,16 @@ def test_payload_passes_discords_limits(payload):
     assert all(c["default_member_permissions"] is None for c in payload[:-1])
 
 
-def test_every_model_is_a_subcommand_of_its_output_kind(payload):
-    video = {o["name"] for o in next(c for c in payload if c["name"] == "video")["options"]}
-    image = {o["name"] for o in next(c for c in payload if c["name"] == "image")["options"]}
-    assert video == {t for t, s in CATALOG.items() if s.output.kind is OutputKind.VIDEO}
-    assert image == {t for t, s in CATALOG.items() if s.output.kind is OutputKind.IMAGES}
-    assert sub(payload, "video", "sora_2_pro_text_to_video")["description"].startswith("Sora 2 Pro — text to video")
+def test_every_model_is_a_subcommand_of_its_category(payload):
+    for category in CATEGORIES:
+        command = next(c for c in payload if c["name"] == category)
+        assert {o["name"] for o in command["options"]} == {t for t, s in CATALOG.items() if s.category == category}
+    assert sub(payload, "sora_2_pro_text_to_video")["description"].startswith("Sora 2 Pro — text to video")
 
 
 def test_options_come_from_the_schema(payload):
     for tool, spec in CATALOG.items():
-        group = "image" if spec.output.kind is OutputKind.IMAGES else "video"
-        options = {o["name"]: o for o in sub(payload, group, tool)["options"]}
+        options = {o["name"]: o for o in sub(payload, tool)["options"]}
         props = spec.schema()["properties"]
         for name, prop in props.items():
             if name not in options:
@@ -85,44 +88,44 @@ def test_options_come_from_the_schema(payload):
 
 
 def test_option_types_ranges_and_choices(payload):
-    pika = sub(payload, "video", "pika_text_to_video")
+    pika = sub(payload, "pika_text_to_video")
     duration = opt(pika, "duration")
     assert duration["type"] == INTEGER and duration["choices"] == [{"name": "5", "value": 5},
                                                                    {"name": "10", "value": 10}]
     assert duration["description"].endswith("(default 5)")
-    custom = sub(payload, "video", "hunyuan_custom")
+    custom = sub(payload, "hunyuan_custom")
     assert opt(custom, "cfg_scale")["type"] == NUMBER and opt(custom, "cfg_scale")["min_value"] == 1.5
-    assert opt(custom, "enable_safety_checker")["type"] == BOOLEAN
+    assert opt(custom, "enable_prompt_expansion")["type"] == BOOLEAN
     assert opt(custom, "prompt")["max_length"] == 500
-    hailuo = sub(payload, "video", "hailuo_02_text_to_video")
+    hailuo = sub(payload, "hailuo_02_text_to_video")
     assert opt(hailuo, "duration")["type"] == STRING  # the schema's enum is of strings: "6", "10"
-    fixed = sub(payload, "video", "veo3_1_reference_to_video")
+    fixed = sub(payload, "veo3_1_reference_to_video")
     assert "duration" not in {o["name"] for o in fixed["options"]}  # a one-value enum: nothing to choose
 
 
 def test_images_become_attachments_with_a_url_alternative(payload):
-    pika = sub(payload, "video", "pika_image_to_video")
+    pika = sub(payload, "pika_image_to_video")
     assert opt(pika, "image")["type"] == ATTACHMENT and opt(pika, "image_url")["type"] == STRING
     assert not opt(pika, "image").get("required") and "(or give image_url)" in opt(pika, "image")["description"]
-    wavespeed = sub(payload, "video", "wavespeed_hunyuan_video_i2v")  # a field named "image"
+    wavespeed = sub(payload, "wavespeed_hunyuan_video_i2v")  # a field named "image"
     assert opt(wavespeed, "image")["type"] == ATTACHMENT and opt(wavespeed, "image_url")["type"] == STRING
-    frames = sub(payload, "video", "veo3_1_fast_first_last_frame")
+    frames = sub(payload, "veo3_1_fast_first_last_frame")
     assert {o["name"] for o in frames["options"]} >= {"first_frame", "first_frame_url", "last_frame", "last_frame_url"}
-    veo = sub(payload, "video", "veo3_1_reference_to_video")
+    veo = sub(payload, "veo3_1_reference_to_video")
     slots = [f"image_{i}" for i in range(1, LIST_SLOTS + 1)]
     assert [o["name"] for o in veo["options"] if o["type"] == ATTACHMENT] == slots
     assert opt(veo, "image_urls")["type"] == STRING
 
 
 def test_image_size_union_is_presets_plus_width_and_height(payload):
-    image = sub(payload, "image", "hunyuan_image_v3")
+    image = sub(payload, "hunyuan_image_v3")
     size = opt(image, "image_size")
     assert [c["value"] for c in size["choices"]][:2] == ["square_hd", "square"]
     assert size["description"].endswith("(default square_hd)")
     assert opt(image, "width")["type"] == INTEGER and opt(image, "width")["min_value"] == 1
     assert opt(image, "height")["max_value"] == 14142
     assert "sync_mode" not in {o["name"] for o in image["options"]}
-    assert plan_tool(CATALOG["hunyuan_image_v3"]).left_out == ("sync_mode",)
+    assert plan_tool(CATALOG["hunyuan_image_v3"]).left_out == ("enable_safety_checker", "sync_mode")
     assert plan_tool(CATALOG["sora_2_text_to_video"]).left_out == ("api_key",)
 
 
@@ -134,9 +137,10 @@ def test_the_validator_catches_what_discord_would_refuse(payload):
     pika["options"][2]["choices"] = [{"name": str(i), "value": str(i)} for i in range(26)]
     pika["options"].extend({"type": STRING, "name": f"extra_{i}", "description": "d"} for i in range(20))
     pika["options"].append({"type": STRING, "name": "Upper", "description": "d", "required": True})
-    broken[1]["options"][0]["description"] = "y" * 100
-    broken[1]["options"][0]["options"][0]["description"] = ""
-    broken[2]["description"] = "z" * 8001
+    image = next(c for c in broken if c["name"] == "text-to-image")
+    image["options"][0]["description"] = "y" * 100
+    image["options"][0]["options"][0]["description"] = ""
+    next(c for c in broken if c["name"] == "models")["description"] = "z" * 8001
     problems = validate_payload(broken)
     text = "\n".join(problems)
     assert "description must be 1–100 characters (has 101)" in text
@@ -146,14 +150,45 @@ def test_the_validator_catches_what_discord_would_refuse(payload):
     assert "required options must come before optional ones" in text
     assert "description must be 1–100 characters (has 0)" in text
     assert "/models: 8" in text and "at most 8000" in text
-    assert validate_payload(payload + [payload[0]]) == ["command name 'video' is used twice"]
+    assert validate_payload(payload + [payload[0]]) == ["command name 'text-to-video' is used twice"]
 
 
-def test_descriptions_shrink_evenly_to_fit_8000_characters(payload):
-    video = payload[0]
-    longest = max(len(o["description"]) for s in video["options"] for o in s["options"])
-    assert 60 <= longest <= 100 and command_chars(video) <= 8000
+def test_every_command_leaves_room_to_grow(payload):
+    """70 % of Discord's 8,000 characters at most, with every description whole (none is trimmed)."""
+    for command in payload:
+        assert command_chars(command) <= BUDGET == 5600, command["name"]
+    for tool, spec in CATALOG.items():
+        for option, plan in zip(sub(payload, tool)["options"], plan_tool(spec).options):
+            assert option["description"] == f"{plan.text} {plan.suffix}".strip(), (tool, option["name"])
     assert shorten("one two three four five", 12) == "one two…"
+
+
+def test_twice_todays_video_models_would_still_fit():
+    """Each video model once more (as a new model of its category): every command still fits Discord."""
+    doubled = dict(CATALOG)
+    for tool, spec in CATALOG.items():
+        if spec.output.kind is OutputKind.VIDEO:
+            twin = dataclasses.replace(spec, tool=f"{tool}_b", title=f"{spec.title} B")
+            doubled[twin.tool] = twin
+    videos = sum(s.output.kind is OutputKind.VIDEO for s in doubled.values())
+    assert videos == 2 * sum(s.output.kind is OutputKind.VIDEO for s in CATALOG.values())
+    tree = discord.app_commands.CommandTree(discord.Client(intents=discord.Intents.none()))
+    for group in model_groups(doubled):
+        tree.add_command(group)
+    bigger = [c.to_dict(tree) for c in tree.get_commands()]
+    assert validate_payload(bigger) == []
+    assert sum(len(c["options"]) for c in bigger) == len(doubled)
+
+
+def test_short_descriptions_come_from_the_catalog_and_read_like_words(payload):
+    assert opt(sub(payload, "hunyuan_image_v3"), "prompt")["description"] == SHORT["prompt"]  # not "image-to-image"
+    veo = sub(payload, "veo3_fast")
+    assert opt(veo, "generate_audio")["description"].startswith(SHORT["generate_audio"])  # not "%33 less credits"
+    assert "If None" not in json.dumps(payload)
+    assert "auto_fix" not in {o["name"] for o in veo["options"]}  # an operator's switch, never a user's
+    sora = sub(payload, "sora_2_image_to_video")
+    assert [o["name"] for o in sora["options"]][:2] == ["prompt", "image"]  # required, then the picture
+    assert [o["name"] for o in sora["options"]][-1] == "image_url"
 
 
 def test_payload_hash_is_stable_and_changes_with_the_payload(payload):
@@ -211,7 +246,8 @@ def test_dump_commands_prints_the_payload_without_connecting():
     out, err = io.StringIO(), io.StringIO()
     assert cli_discord.dump_commands(out, err) == 0
     assert json.loads(out.getvalue()) == build_payload()
-    assert "7 commands within Discord's limits" in err.getvalue() and "/video " in err.getvalue()
+    assert f"{len(CATEGORIES) + 5} commands within Discord's limits" in err.getvalue()
+    assert "/image-to-video " in err.getvalue()
 
 
 def test_discord_subcommand_is_registered():

@@ -25,8 +25,9 @@ from agent_tools.toolkit import Account, Toolkit
 from .commands import CommandTree, install, payload, role_ids
 from .delivery import Deliveries
 from .payloads import payload_hash, validate_payload
+from .records import BotRecords
 from .state import BotState
-from .views import JobButton
+from .views import CardButton, JobButton
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ MISSING_TOKEN = ("No Discord bot token: set DISCORD_TOKEN (or [discord] token in
 
 class VideoBot(discord.Client):
     def __init__(self, toolkit: Toolkit, *, clock: Callable[[], float] = time.time, progress_interval: float = 5.0,
-                 expiry_margin: float = 60.0, simulated: bool = False, force_sync: bool = False,
-                 intents: discord.Intents | None = None, **options: Any) -> None:
+                 expiry_margin: float = 60.0, check_seconds: float = 2.0, simulated: bool = False,
+                 force_sync: bool = False, intents: discord.Intents | None = None, **options: Any) -> None:
         super().__init__(intents=intents or discord.Intents(guilds=True), **options)
         self.toolkit = toolkit
         self.clock = clock
@@ -45,12 +46,15 @@ class VideoBot(discord.Client):
         """Seconds between progress edits of one job's message (Discord rate-limits edits)."""
         self.expiry_margin = expiry_margin
         """Stop using an interaction's token this many seconds before its 15 minutes end."""
+        self.check_seconds = check_seconds
+        """Checks taking longer than this defer the interaction privately (Discord's limit is 3 s)."""
         self.simulated = simulated
         self.force_sync = force_sync
         self.tz = ZoneInfo(toolkit.settings.quotas.timezone)
         self.tree = CommandTree(self)
-        install(self.tree)
+        install(self.tree, toolkit.settings.discord)
         self.state = BotState(toolkit.db, clock=clock)
+        self.records = BotRecords(toolkit.db, clock=clock)
         self.deliveries = Deliveries(self)
 
     @property
@@ -65,7 +69,7 @@ class VideoBot(discord.Client):
 
     async def prepare(self) -> None:
         """Everything start-up does that needs no network: buttons and tables."""
-        self.add_dynamic_items(JobButton)
+        self.add_dynamic_items(JobButton, CardButton)
 
     async def setup_hook(self) -> None:
         await self.prepare()
@@ -80,8 +84,17 @@ class VideoBot(discord.Client):
     def command_payload(self) -> list[dict[str, Any]]:
         return payload(self.tree)
 
+    @property
+    def syncs_commands(self) -> bool:
+        """Only the process that runs shard 0 (or an unsharded one) syncs: the others share its commands."""
+        shard_ids = getattr(self, "shard_ids", None)
+        return shard_ids is None or 0 in shard_ids
+
     async def sync_commands(self, *, force: bool = False) -> list[str]:
         """Sync to each configured guild (instant) or globally, only where the payload changed."""
+        if not self.syncs_commands:
+            log.info("not syncing slash commands: shard 0 runs in another process, which syncs them")
+            return []
         commands = self.command_payload()
         problems = validate_payload(commands)
         if problems:
@@ -117,6 +130,21 @@ class VideoBot(discord.Client):
         await super().close()
 
 
+class ShardedVideoBot(VideoBot, discord.AutoShardedClient):
+    """The same bot on several gateway shards (discord.py's ``AutoShardedClient``): with
+    ``[discord] shard_ids`` a process runs only those shards, so several processes split the guilds.
+    Results are posted through REST, so any process can finish any job."""
+
+
+def make_bot(toolkit: Toolkit, **options: Any) -> VideoBot:
+    """A sharded bot when ``[discord] shard_count`` is set, else a plain one."""
+    discord_settings = toolkit.settings.discord
+    if discord_settings.shard_count is None:
+        return VideoBot(toolkit, **options)
+    return ShardedVideoBot(toolkit, shard_count=discord_settings.shard_count, shard_ids=discord_settings.shard_ids,
+                           **options)
+
+
 async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool = False,
                 log_to_stderr: bool = False) -> None:
     """Run the bot until it is stopped. ``simulate``: providers are the built-in simulator."""
@@ -129,7 +157,7 @@ async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool 
         discord.utils.setup_logging()
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
-        bot = VideoBot(toolkit, simulated=simulate, force_sync=force_sync)
+        bot = make_bot(toolkit, simulated=simulate, force_sync=force_sync)
         try:
             async with bot:
                 await bot.start(token.get_secret_value().strip())

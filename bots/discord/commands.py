@@ -1,10 +1,16 @@
-"""The slash commands: ``/video <model>`` and ``/image <model>`` generated from the catalog, and
+"""The slash commands: one command per catalog category (``/text-to-video <model>``,
+``/image-to-video <model>``, …, ``/text-to-image <model>``) generated from the catalog, and
 ``/models``, ``/quota``, ``/jobs``, ``/cancel`` and ``/admin``.
+
+Why one command per category: Discord counts 8,000 characters per top-level command (every name,
+description and choice of every subcommand). With one ``/video`` holding every video model, the
+descriptions had to be cut to fit and a handful more models would not have fit at all. A category
+holds a few models each, so every command stays far below the limit with whole descriptions, and a
+new model grows one category by one subcommand (``BUDGET``; a test checks twice today's models).
 
 A model's subcommand has a synthetic signature built from ``options.plan_tool`` (one
 ``SchemaOption`` transformer per option carries type, range and choices), so discord.py derives
-the options itself. Descriptions are shortened, all by the same amount, until each top-level command
-fits Discord's 8,000 characters; ``payloads.validate_payload`` checks the result.
+the options itself; ``payloads.validate_payload`` checks the result.
 
 Callbacks stay thin: they find the bot through ``interaction.client`` and call the Toolkit.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 from datetime import date
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import discord
@@ -21,7 +28,8 @@ from discord import app_commands
 from discord.app_commands import Choice, Transformer
 from discord.enums import AppCommandOptionType
 
-from agent_tools.catalog import CATALOG, ModelSpec, OutputKind
+from agent_tools.catalog import CATALOG, Category, ModelSpec
+from agent_tools.config import DiscordSettings
 from agent_tools.errors import UserError
 from agent_tools.jobs import JobNotFound
 from agent_tools.ledger import Limits, parse_usd
@@ -39,12 +47,20 @@ OPTION_TYPES = {"string": AppCommandOptionType.string, "integer": AppCommandOpti
                 "number": AppCommandOptionType.number, "boolean": AppCommandOptionType.boolean,
                 "attachment": AppCommandOptionType.attachment}
 GROUPS = {
-    OutputKind.VIDEO: ("video", "Generate a video with a hosted model; the price is shown before it runs"),
-    OutputKind.IMAGES: ("image", "Generate images with a hosted model; the price is shown before it runs"),
+    Category.TEXT_TO_VIDEO: "Make a video from a description",
+    Category.IMAGE_TO_VIDEO: "Animate a picture into a video",
+    Category.REFERENCE_TO_VIDEO: "Make a video that keeps the subject of your reference pictures",
+    Category.FIRST_LAST_FRAME_TO_VIDEO: "Make a video between a first and a last picture",
+    Category.TEXT_TO_IMAGE: "Make pictures from a description",
 }
-DESCRIPTION_LIMITS = range(100, 29, -5)
+"""Top-level command name (the category's value) → its description."""
+BUDGET = MAX_COMMAND_CHARS * 70 // 100
+"""A command may use 70 % of Discord's 8,000 characters, so it has room for more models."""
 GUILD_ONLY: dict[str, Any] = {"guild_only": True, "allowed_contexts": app_commands.AppCommandContext(guild=True),
                               "allowed_installs": app_commands.AppInstallationType(guild=True)}
+WITH_DMS: dict[str, Any] = {"allowed_contexts": app_commands.AppCommandContext(guild=True, dm_channel=True),
+                            "allowed_installs": app_commands.AppInstallationType(guild=True)}
+"""Where commands may be used: servers only, or also the bot's DMs (``[discord] allow_dms``)."""
 
 
 class SchemaOption(Transformer):
@@ -92,7 +108,7 @@ def subcommand_description(spec: ModelSpec) -> str:
     return shorten(f"{spec.title} · {spec.price_unit}", 100)
 
 
-def tool_command(plan: ToolPlan, limit: int, parent: app_commands.Group) -> app_commands.Command[Any, ..., Any]:
+def tool_command(plan: ToolPlan, parent: app_commands.Group) -> app_commands.Command[Any, ..., Any]:
     params = [P("interaction", P.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
     for option in plan.options:
         params.append(P(option.name, P.KEYWORD_ONLY, annotation=SchemaOption(option),
@@ -105,30 +121,21 @@ def tool_command(plan: ToolPlan, limit: int, parent: app_commands.Group) -> app_
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command = app_commands.Command(name=plan.spec.tool, description=subcommand_description(plan.spec),
                                    callback=callback, parent=parent, extras={"tool": plan.spec.tool})
-    app_commands.describe(**{o.name: o.description(limit) for o in plan.options})(command)
+    app_commands.describe(**{o.name: o.description() for o in plan.options})(command)
     return command
 
 
-def fit_limit(name: str, description: str, plans: list[ToolPlan]) -> int:
-    """The longest option description (≤ 100) at which the whole command fits 8,000 characters."""
-    head = len(name) + len(description) + sum(len(p.spec.tool) + len(subcommand_description(p.spec)) for p in plans)
-    for limit in DESCRIPTION_LIMITS:
-        if head + sum(plan.chars(limit) for plan in plans) <= MAX_COMMAND_CHARS:
-            return limit
-    raise ValueError(f"/{name} does not fit Discord's {MAX_COMMAND_CHARS} characters even with short descriptions")
-
-
-def model_groups() -> list[app_commands.Group]:
-    """``/video`` and ``/image``, one subcommand per catalog entry of that output kind."""
+def model_groups(catalog: Mapping[str, ModelSpec] = CATALOG, contexts: Mapping[str, Any] = GUILD_ONLY
+                 ) -> list[app_commands.Group]:
+    """One command per category, one subcommand per catalog entry in it."""
     groups = []
-    for kind, (name, description) in GROUPS.items():
-        plans = [plan_tool(spec) for spec in CATALOG.values() if spec.output.kind is kind]
+    for category, description in GROUPS.items():
+        plans = [plan_tool(spec) for spec in catalog.values() if spec.category is category]
         if not plans:
             continue
-        group = app_commands.Group(name=name, description=description, **GUILD_ONLY)
-        limit = fit_limit(name, description, plans)
+        group = app_commands.Group(name=category.value, description=description, **contexts)
         for plan in plans:
-            group.add_command(tool_command(plan, limit, group))
+            group.add_command(tool_command(plan, group))
         groups.append(group)
     return groups
 
@@ -175,7 +182,7 @@ async def cancel_autocomplete(interaction: discord.Interaction, current: str) ->
             for j in running if current.lower() in j.id][:25]
 
 
-def utility_commands() -> list[app_commands.Command[Any, ..., Any]]:
+def utility_commands(dms: bool = False) -> list[app_commands.Command[Any, ..., Any]]:
     made = [
         app_commands.command(name="models", description="Every model you can run, with its starting price")(models),
         app_commands.command(name="quota", description="Your limits, what you have spent and when they reset")(quota),
@@ -186,9 +193,10 @@ def utility_commands() -> list[app_commands.Command[Any, ..., Any]]:
     app_commands.autocomplete(job=cancel_autocomplete)(stop)
     made.append(stop)
     for command in made:
-        app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)(command)
+        app_commands.allowed_contexts(guilds=True, dms=dms, private_channels=False)(command)
         app_commands.allowed_installs(guilds=True, users=False)(command)
-        app_commands.guild_only()(command)  # after allowed_contexts, which resets it
+        if not dms:
+            app_commands.guild_only()(command)  # after allowed_contexts, which resets it
     return made
 
 
@@ -277,6 +285,63 @@ class AdminGroup(app_commands.Group):
         await interaction.response.send_message(render.spend_text(rows, by), ephemeral=True)
 
 
+    # -- rules for public servers -------------------------------------------------------------
+
+    @staticmethod
+    async def _edit_rule(interaction: discord.Interaction, kind: str, action: str, value: str, shown: str,
+                         noun: str) -> None:
+        records = interaction.client.records  # type: ignore[attr-defined]
+        guild = interaction.guild_id
+        if action == "add":
+            done = await records.add_rule(guild, kind, value)
+            text = f"Added {shown} to this server's {noun}." if done else f"{shown} was already in this server's {noun}."
+        else:
+            done = await records.remove_rule(guild, kind, value)
+            text = (f"Removed {shown} from this server's {noun}." if done
+                    else f"{shown} was not in this server's {noun}.")
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="channels", description="Allow generations only in listed channels (none = all)")
+    @app_commands.describe(action="Add or remove", channel="The channel (its threads count too)")
+    async def channels(self, interaction: discord.Interaction, action: Literal["add", "remove"],
+                       channel: app_commands.AppCommandChannel) -> None:
+        await self._edit_rule(interaction, "channel", action, str(channel.id), f"<#{channel.id}>", "allowed channels")
+
+    @app_commands.command(name="models", description="Allow only listed models on this server (none = all)")
+    @app_commands.describe(action="Add or remove", model="The model's name, as in /models")
+    async def models(self, interaction: discord.Interaction, action: Literal["add", "remove"], model: str) -> None:
+        model = model.strip()
+        if model not in CATALOG:
+            raise UserError(f"There is no model {shorten(model, 40)!r}; `/models` lists their names.")
+        await self._edit_rule(interaction, "model", action, model, model, "allowed models")
+
+    @models.autocomplete("model")
+    async def _model_names(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+        return model_choices(current)
+
+    @app_commands.command(name="banned-words", description="Refuse prompts with these words on this server")
+    @app_commands.describe(action="Add or remove", word="A word or phrase, matched whole and in any case")
+    async def banned_words(self, interaction: discord.Interaction, action: Literal["add", "remove"],
+                           word: app_commands.Range[str, 1, 100]) -> None:
+        word = " ".join(word.lower().split())
+        await self._edit_rule(interaction, "word", action, word, word, "banned words")
+
+    @app_commands.command(name="rules", description="This server's allowed channels and models and banned words")
+    async def rules(self, interaction: discord.Interaction) -> None:
+        bot: Any = interaction.client
+        guild = interaction.guild_id
+        rules = {kind: await bot.records.rules(guild, kind) for kind in ("channel", "model", "word")}
+        await interaction.response.send_message(
+            render.rules_text(rules, bot.toolkit.settings.discord.banned_words), ephemeral=True)
+
+
+def model_choices(current: str) -> list[Choice[str]]:
+    """Up to 25 catalog models whose name or title contains what was typed."""
+    typed = current.lower().strip()
+    found = [spec for spec in CATALOG.values() if typed in spec.tool or typed in spec.title.lower()]
+    return [Choice(name=shorten(f"{spec.tool} · {spec.title}", 100), value=spec.tool) for spec in found][:25]
+
+
 # -- the tree ------------------------------------------------------------------------------------
 
 class CommandTree(app_commands.CommandTree):
@@ -297,11 +362,12 @@ class CommandTree(app_commands.CommandTree):
             log.warning("could not tell the user about an error in interaction %s", interaction.id)
 
 
-def install(tree: app_commands.CommandTree) -> None:
+def install(tree: app_commands.CommandTree, settings: DiscordSettings | None = None) -> None:
     """Add every command to ``tree`` (fresh objects each time, so several trees can coexist)."""
-    for group in model_groups():
+    dms = settings is not None and settings.allow_dms
+    for group in model_groups(contexts=WITH_DMS if dms else GUILD_ONLY):
         tree.add_command(group)
-    for command in utility_commands():
+    for command in utility_commands(dms):
         tree.add_command(command)
     tree.add_command(AdminGroup())
 
@@ -311,8 +377,8 @@ def payload(tree: app_commands.CommandTree) -> list[dict[str, Any]]:
     return [command.to_dict(tree) for command in tree.get_commands()]
 
 
-def build_payload() -> list[dict[str, Any]]:
+def build_payload(settings: DiscordSettings | None = None) -> list[dict[str, Any]]:
     """The payload without a bot, a token or a database: for ``--dump-commands`` and the tests."""
     tree = CommandTree(discord.Client(intents=discord.Intents.none()))
-    install(tree)
+    install(tree, settings)
     return payload(tree)

@@ -1,10 +1,13 @@
 """A generation from a slash command or a button to the posted result, across the 15-minute rule
 and across restarts.
 
-The path: validate and price (no I/O, so a refusal is an ephemeral first response) → defer within
-Discord's 3 seconds → submit through the Toolkit → one progress message, edited at most once per
-``progress_interval`` → the result posted as a new message that mentions the user, with the file
-attached when it fits ``interaction.filesize_limit`` and a link otherwise.
+The path: every check first — the server's rules and the bot's channel permissions (``policy``),
+validation, a read-only quota check (``Toolkit.preflight``) — so a refusal is an ephemeral first
+response; if the checks take longer than ``check_seconds`` the bot defers privately to keep
+Discord's 3 seconds, and a refusal stays private. Then a price card if the run is expensive
+(``cards``), else the public progress message → submit through the Toolkit → that message edited at
+most once per ``progress_interval`` → the result posted as a new message that mentions the user,
+with the file attached when it fits ``interaction.filesize_limit`` and a link otherwise.
 
 An interaction's token lasts 15 minutes. ``Reply`` uses it while it lives (with a safety margin)
 and then the bot's own token: the progress message is edited through the channel endpoint and
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,10 +29,12 @@ import discord
 from agent_tools.catalog import CATALOG, OutputKind, get
 from agent_tools.errors import InvalidArguments, UserError
 from agent_tools.jobs import UNFINISHED, Job, JobNotFound, JobState
-from agent_tools.toolkit import Account, Toolkit
+from agent_tools.toolkit import Account, Estimate, Toolkit
 
-from . import render, views
+from . import policy, render, views
+from .cards import Cards
 from .options import ToolPlan, collect_arguments
+from .records import BotRecords
 from .state import BotState
 
 log = logging.getLogger(__name__)
@@ -48,9 +53,11 @@ class BotHost(Protocol):
 
     toolkit: Toolkit
     state: BotState
+    records: BotRecords
     clock: Callable[[], float]
     progress_interval: float
     expiry_margin: float
+    check_seconds: float
     simulated: bool
 
     async def account_for(self, interaction: discord.Interaction) -> Account: ...
@@ -69,7 +76,7 @@ class Reply:
 
     def __init__(self, bot: BotHost, *, channel_id: int, guild_id: int | None, user_id: int, message_id: int,
                  expires_at: float | None = None, filesize_limit: int | None = None,
-                 interaction: discord.Interaction | None = None) -> None:
+                 interaction: discord.Interaction | None = None, original: bool = True) -> None:
         self.bot = bot
         self.channel_id = channel_id
         self.guild_id = guild_id
@@ -78,6 +85,8 @@ class Reply:
         self.expires_at = expires_at
         self.filesize_limit = filesize_limit
         self.interaction = interaction
+        self.original = original
+        """Whether the progress message is the interaction's own response (else one of its followups)."""
 
     @classmethod
     def from_origin(cls, bot: BotHost, origin: Mapping[str, Any],
@@ -87,7 +96,7 @@ class Reply:
         return cls(bot, channel_id=int(origin["channel_id"]), guild_id=int(guild) if guild else None,
                    user_id=int(origin["user_id"]), message_id=int(origin["message_id"]),
                    expires_at=origin.get("expires_at"), filesize_limit=origin.get("filesize_limit"),
-                   interaction=interaction)
+                   interaction=interaction, original=origin.get("original", True))
 
     @property
     def live(self) -> bool:
@@ -117,7 +126,10 @@ class Reply:
         """Edit the progress message."""
         if self.live and self.interaction is not None:
             try:
-                await self.interaction.edit_original_response(**fields)
+                if self.original:
+                    await self.interaction.edit_original_response(**fields)
+                else:
+                    await self.interaction.followup.edit_message(self.message_id, **fields)
                 return
             except discord.HTTPException as exc:
                 if not _expired(exc):
@@ -163,6 +175,7 @@ class Deliveries:
     def __init__(self, bot: BotHost) -> None:
         self.bot = bot
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cards = Cards(self)
 
     @property
     def toolkit(self) -> Toolkit:
@@ -185,24 +198,74 @@ class Deliveries:
 
     async def start(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any], *,
                     note: str | None = None) -> Job | None:
-        """Price, defer, submit, show progress; the job is followed in the background."""
-        estimate = self.toolkit.estimate(tool, arguments)  # InvalidArguments → an ephemeral first response
-        await interaction.response.defer(thinking=True)
-        message = await interaction.original_response()
+        """Check, then (for an expensive run) ask first, else launch."""
+        arguments = self.operator_arguments(tool, arguments)
+        estimate = await self.checked(interaction, tool, arguments)
+        if await self.cards.wanted(interaction, estimate):
+            await self.cards.ask(interaction, tool, arguments, estimate, note)
+            return None
+        return await self.launch(interaction, tool, arguments, estimate, note=note)
+
+    def operator_arguments(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The provider safety switches are the operator's (``[discord] provider_switches``): whatever
+        arrives (a re-roll of an old job, a crafted request), they are set here, or left to the model."""
+        switches = self.toolkit.settings.discord.provider_switches
+        fixed = {k: v for k, v in arguments.items() if k not in get(tool).safety_fields()}
+        fixed.update({k: switches[k] for k in get(tool).safety_fields() if k in switches})
+        return fixed
+
+    async def checked(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any]) -> Estimate:
+        """Every check before the first response; ``UserError`` (shown privately) if one refuses.
+
+        The checks read the database; if they have not answered within ``check_seconds`` the bot
+        defers ephemerally (Discord wants an answer in 3 s), so a refusal is still private."""
+        task = asyncio.ensure_future(self._preflight(interaction, tool, arguments))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.bot.check_seconds)
+        except asyncio.TimeoutError:
+            if not interaction.response.is_done():
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            return await task
+
+    async def _preflight(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any]) -> Estimate:
+        self.toolkit.estimate(tool, arguments)  # a bad option is named before any rule is read
+        why = await policy.refusal(interaction, self.toolkit.settings.discord, self.bot.records, tool, arguments)
+        if why:
+            raise UserError(why)
+        account = await self.bot.account_for(interaction)
+        return await self.toolkit.preflight(account, tool, arguments, allow_local_files=False)
+
+    async def launch(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any],
+                     estimate: Estimate, *, note: str | None = None, idempotency_key: str | None = None
+                     ) -> Job | None:
+        """The public progress message, the job, and its follower. ``interaction`` may already have
+        been answered (a private defer, a price card's Run): then progress is a public followup."""
+        original = not interaction.response.is_done()
+        if original:
+            await interaction.response.defer(thinking=True)
+            message = await interaction.original_response()
+        else:
+            if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+                await interaction.edit_original_response(content="Checks passed; the job is starting below.")
+            message = await interaction.followup.send(f"📨 Starting {render.model_name(estimate.spec)}…", wait=True)
         account = await self.bot.account_for(interaction)
         origin = {"surface": "discord", "channel_id": str(interaction.channel_id), "user_id": str(interaction.user.id),
                   "guild_id": str(interaction.guild_id) if interaction.guild_id else None,
-                  "message_id": str(message.id), "expires_at": interaction.expires_at.timestamp(), "filesize_limit": interaction.filesize_limit}
+                  "message_id": str(message.id), "expires_at": interaction.expires_at.timestamp(),
+                  "filesize_limit": interaction.filesize_limit, "nsfw_channel": channel_is_nsfw(interaction)}
+        if not original:
+            origin["original"] = False
         if self.bot.simulated:
             origin["simulated"] = True
         try:
             job = await self.toolkit.generate(account, tool, arguments, wait=0, allow_local_files=False,
-                                              idempotency_key=f"discord-{interaction.id}", origin=origin)
+                                              idempotency_key=idempotency_key or f"discord-{interaction.id}",
+                                              origin=origin)
         except UserError as exc:
-            await self._withdraw(interaction, render.user_error(exc))
+            await self._withdraw(interaction, render.user_error(exc), original, message)
             return None
         except Exception:
-            await self._withdraw(interaction, render.INTERNAL_ERROR)
+            await self._withdraw(interaction, render.INTERNAL_ERROR, original, message)
             raise
         await self.bot.state.expect(job.id)
         budget = render.budget_line(await self.toolkit.quota_status(account))
@@ -211,10 +274,15 @@ class Deliveries:
         self.follow(job, Reply.from_origin(self.bot, origin, interaction), header)
         return job
 
-    async def _withdraw(self, interaction: discord.Interaction, text: str) -> None:
-        """Replace the public "thinking…" with an answer only the user sees."""
+    async def _withdraw(self, interaction: discord.Interaction, text: str, original: bool = True,
+                        message: discord.Message | None = None) -> None:
+        """Replace the public "thinking…" (or "Starting…") with an answer only the user sees. Rare: the
+        checks passed a moment ago, and something changed before the reservation."""
         try:
-            await interaction.delete_original_response()
+            if original or message is None:
+                await interaction.delete_original_response()
+            else:
+                await interaction.followup.delete_message(message.id)
         except discord.HTTPException:
             log.warning("could not delete the deferred response of interaction %s", interaction.id)
         await interaction.followup.send(text, ephemeral=True)
@@ -262,6 +330,8 @@ class Deliveries:
 
     async def _edit_progress(self, reply: Reply, **fields: Any) -> None:
         """A progress edit that fails (message deleted, a hiccup) must not stop the job's delivery."""
+        if not reply.original:
+            fields.setdefault("content", None)  # the followup's "Starting…" gives way to the embed
         try:
             await reply.edit(**fields)
         except discord.HTTPException as exc:
@@ -318,20 +388,29 @@ class Deliveries:
     async def on_button(self, interaction: discord.Interaction, action: str, job: Job, account: Account,
                         index: int | None) -> None:
         """A Cancel, Re-roll or Animate click by someone ``JobButton`` already allowed to touch the job."""
+        await self.guarded(interaction, f"the {action} button of job {job.id}",
+                           self._on_button(interaction, action, job, account, index))
+
+    async def _on_button(self, interaction: discord.Interaction, action: str, job: Job, account: Account,
+                         index: int | None) -> None:
+        if action == "cancel":
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            _, message = await self.toolkit.cancel_job(account, job.id)
+            await interaction.followup.send(message, ephemeral=True)
+        elif action == "reroll":
+            await self.start(interaction, job.tool, reroll_arguments(job),
+                             note=f"Re-roll of job {job.id} with a new seed")
+        elif action == "animate":
+            await self._animate(interaction, job, index or 0)
+
+    async def guarded(self, interaction: discord.Interaction, what: str, work: Awaitable[Any]) -> None:
+        """Run a button's work; a refusal or a crash is answered privately, as commands are."""
         try:
-            if action == "cancel":
-                await interaction.response.defer(ephemeral=True, thinking=True)
-                _, message = await self.toolkit.cancel_job(account, job.id)
-                await interaction.followup.send(message, ephemeral=True)
-            elif action == "reroll":
-                await self.start(interaction, job.tool, reroll_arguments(job),
-                                 note=f"Re-roll of job {job.id} with a new seed")
-            elif action == "animate":
-                await self._animate(interaction, job, index or 0)
+            await work
         except UserError as exc:
             await reply_private(interaction, render.user_error(exc))
         except Exception:
-            log.exception("the %s button of job %s failed", action, job.id)
+            log.exception("%s failed", what)
             await reply_private(interaction, render.INTERNAL_ERROR)
 
     async def _animate(self, interaction: discord.Interaction, job: Job, position: int) -> None:
@@ -345,7 +424,7 @@ class Deliveries:
         animate = get(views.ANIMATE_TOOL)
         await self.start(interaction, animate.tool, animate_arguments(job, url),
                          note=f"Animating image {position + 1} of job {job.id} with {animate.title} "
-                              "(the bot's default image-to-video model; `/video` offers the others)")
+                              "(the bot's default image-to-video model; `/image-to-video` offers the others)")
 
     # -- restarts ----------------------------------------------------------------------------
 
@@ -378,6 +457,14 @@ class Deliveries:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def channel_is_nsfw(interaction: discord.Interaction) -> bool:
+    """Whether the channel is age-restricted (a thread inherits its parent's flag)."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread):
+        channel = channel.parent
+    return bool(getattr(channel, "nsfw", False))
 
 
 def reroll_arguments(job: Job) -> dict[str, Any]:

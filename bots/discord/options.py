@@ -34,7 +34,8 @@ LIST_SLOTS = 4
 """Attachment slots for an image list without ``maxItems`` (more fit in the URL option)."""
 
 HIDDEN_FIELDS = {"sync_mode": "returns the image inline, which cannot be kept or posted"}
-"""Fields a chat user gets no option for, with the reason (they keep their defaults)."""
+"""Fields a chat user gets no option for, with the reason (they keep their defaults). The provider
+safety switches (``spec.safety_fields()``) are left out too: ``[discord] provider_switches`` sets them."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
@@ -144,9 +145,9 @@ def _choices(values: list[Any], kind: str) -> tuple[tuple[str, Any], ...]:
     return tuple(seen.items())
 
 
-def value_option(name: str, prop: Mapping[str, Any], required: bool) -> OptionPlan | None:
+def value_option(name: str, prop: Mapping[str, Any], required: bool, short: str | None = None) -> OptionPlan | None:
     """The option for a plain field, or None for a one-value enum (nothing to choose)."""
-    text = prop.get("description") or humanize(name)
+    text = short or prop.get("description") or humanize(name)
     base = OptionPlan(name=name, kind="string", field=name, required=required and "default" not in prop,
                       text=text, suffix=_default_suffix(prop))
     if "enum" in prop:
@@ -189,11 +190,11 @@ def _image_text(text: str | None, base: str) -> str:
 
 
 def media_options(name: str, prop: Mapping[str, Any], required: bool, taken: set[str],
-                  slots: int = LIST_SLOTS) -> list[OptionPlan]:
+                  slots: int = LIST_SLOTS, short: str | None = None) -> list[OptionPlan]:
     """An image field → attachment + URL; an image list → numbered attachments + URLs."""
     if prop.get("type") == "array":
         base = name.removesuffix("_urls").removesuffix("s")
-        text = _image_text(prop.get("description"), base)
+        text = short or _image_text(prop.get("description"), base)
         count = min(prop.get("maxItems") or slots, slots)
         need = prop.get("minItems", 1 if required else 0)
         urls = _url_name(name, base, taken)
@@ -203,17 +204,18 @@ def media_options(name: str, prop: Mapping[str, Any], required: bool, taken: set
                              text=f"{humanize(base)} {i}, like {base}_1", suffix="(optional)")
                   for i in range(2, count + 1)]
         plans.append(OptionPlan(name=urls, kind="string", field=name, role="urls",
-                                text=f"https:// image URLs, separated by spaces, instead of or besides {base}_1…"))
+                                text=f"Image links (https://, space-separated) instead of or besides {base}_1…"))
         return plans
     base = name.removesuffix("_url")
     url = _url_name(name, base, taken)
     hint = f"(or give {url})" if required else "(optional)"
     return [OptionPlan(name=base, kind="attachment", field=name, role="attachment",
-                       text=_image_text(prop.get("description"), base), suffix=hint),
-            OptionPlan(name=url, kind="string", field=name, role="url", text=f"https:// URL instead of attaching {base}")]
+                       text=short or _image_text(prop.get("description"), base), suffix=hint),
+            OptionPlan(name=url, kind="string", field=name, role="url", text=f"An https:// link instead of attaching {base}")]
 
 
-def union_options(name: str, prop: Mapping[str, Any], required: bool, taken: set[str]) -> list[OptionPlan]:
+def union_options(name: str, prop: Mapping[str, Any], required: bool, taken: set[str],
+                  short: str | None = None) -> list[OptionPlan]:
     """A preset-or-dimensions union (``image_size``) → the presets as choices + one option per dimension."""
     branches = prop.get("anyOf", [])
     presets = next((b for b in branches if "enum" in b), None)
@@ -222,7 +224,7 @@ def union_options(name: str, prop: Mapping[str, Any], required: bool, taken: set
         return [OptionPlan(name=name, kind="string", field=name, role="json",
                            required=required and "default" not in prop,
                            text=f"{prop.get('description') or humanize(name)} (JSON)", suffix=_default_suffix(prop))]
-    text = shorten((prop.get("description") or humanize(name)).split(":")[0], 60)
+    text = short or shorten((prop.get("description") or humanize(name)).split(":")[0], 60)
     kind = _enum_kind(list(presets["enum"]))
     plans = [OptionPlan(name=name, kind=kind, field=name, role="preset", text=text,
                         suffix=_default_suffix(prop), choices=_choices(list(presets["enum"]), kind))]
@@ -231,14 +233,15 @@ def union_options(name: str, prop: Mapping[str, Any], required: bool, taken: set
         low, high = _bounds(sub, sub.get("type") == "integer")
         plans.append(OptionPlan(
             name=option, kind=sub.get("type", "integer"), field=name, role="part", part=part,
-            text=f"{sub.get('description') or humanize(part)} Instead of {name}.",
+            text=f"{humanize(part)} in pixels, instead of {name}",
             suffix=f"(default {show_default(sub['default'])})" if "default" in sub else "",
             min_value=low, max_value=high))
     return plans
 
 
 def plan_tool(spec: ModelSpec) -> ToolPlan:
-    """Every option of ``spec``'s subcommand, in schema order with required ones first."""
+    """Every option of ``spec``'s subcommand: required ones first, then the input image, then the
+    settings in schema order, then the link alternatives to attachments."""
     schema = spec.schema()
     props: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", ()))
@@ -247,16 +250,18 @@ def plan_tool(spec: ModelSpec) -> ToolPlan:
     options: list[OptionPlan] = []
     fixed: dict[str, Any] = {}
     left_out: list[str] = []
+    operator = set(spec.safety_fields())
     for name, prop in props.items():
-        if prop.get("writeOnly") or name in HIDDEN_FIELDS:
+        if prop.get("writeOnly") or name in HIDDEN_FIELDS or name in operator:
             left_out.append(name)
             continue
+        short = spec.short_description(name)
         if name in media:
-            new = media_options(name, prop, name in required, taken)
+            new = media_options(name, prop, name in required, taken, short=short)
         elif "anyOf" in prop:
-            new = union_options(name, prop, name in required, taken)
+            new = union_options(name, prop, name in required, taken, short=short)
         else:
-            single = value_option(name, prop, name in required)
+            single = value_option(name, prop, name in required, short)
             if single is None:
                 if name in required and "default" not in prop:
                     fixed[name] = prop["enum"][0]
@@ -268,8 +273,19 @@ def plan_tool(spec: ModelSpec) -> ToolPlan:
     for option in options:
         if not IDENT.match(option.name):
             raise ValueError(f"{spec.tool}: option {option.name!r} is not a lowercase identifier of ≤ 32 characters")
-    options.sort(key=lambda o: not o.required)
+    options.sort(key=_position)
     return ToolPlan(spec, tuple(options), fixed, tuple(left_out))
+
+
+def _position(option: OptionPlan) -> int:
+    """Required first, then the picture(s) to start from, then settings, then links instead of pictures."""
+    if option.required:
+        return 0
+    if option.role in ("attachment", "item"):
+        return 1
+    if option.role in ("url", "urls"):
+        return 3
+    return 2
 
 
 def _fit_option_count(options: list[OptionPlan], left_out: list[str]) -> list[OptionPlan]:

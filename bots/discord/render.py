@@ -7,7 +7,7 @@ embed in total.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -238,6 +238,36 @@ def not_allowed(action: str) -> str:
     return f"Only the person who started this job, or a bot admin, can {verb} it."
 
 
+# -- price cards ------------------------------------------------------------------------------
+
+def price_card(estimate: Any, budget: str | None, expires_at: float, user_id: int | str) -> discord.Embed:
+    """The private question before an expensive run: what it costs, why, and what is left."""
+    spec = estimate.spec
+    embed = discord.Embed(title=f"Run {shorten(spec.title, 200)}?", colour=discord.Colour.gold(),
+                          description=f"Nothing is reserved until you press **Run**. This card expires "
+                                      f"<t:{int(expires_at)}:R>.")
+    embed.add_field(name="Price", value=estimate.quote.usd)
+    if budget:
+        embed.add_field(name="Budget left now", value=shorten(budget, MAX_FIELD))
+    embed.add_field(name="How it is priced", value=shorten(estimate.quote.formula, MAX_FIELD), inline=False)
+    prompt = estimate.params.public_params().get("prompt")
+    if prompt:
+        embed.add_field(name="Prompt", value=shorten(prompt, MAX_FIELD), inline=False)
+    embed.set_footer(text="/settings ask changes when you are asked")
+    return embed
+
+
+def card_gone(card: Any, now: float) -> str:
+    """Why a Run or Cancel did nothing: the card already ran, was cancelled, or expired."""
+    if card is None:
+        return "That price card no longer exists; run the command again."
+    if card.state == "run":
+        return "This run was already started (one click is enough); its progress is in the channel."
+    if card.state == "cancelled":
+        return "You cancelled this run; nothing was reserved. Run the command again to start over."
+    return "This price card expired; run the command again for a fresh price. Nothing was reserved."
+
+
 # -- quota, jobs, models ------------------------------------------------------------------------
 
 def limit_line(status: LimitStatus, now: float, tz: ZoneInfo) -> str:
@@ -268,7 +298,7 @@ def budget_line(statuses: Sequence[LimitStatus]) -> str | None:
 
 def jobs_text(jobs: Sequence[Job], now: float) -> str:
     if not jobs:
-        return "You have no jobs yet: `/video` or `/image` starts one."
+        return "You have no jobs yet: `/models` lists what you can run."
     lines = ["Your recent jobs (newest first):"]
     for job in jobs:
         spec = CATALOG.get(job.tool)
@@ -281,7 +311,8 @@ def jobs_text(jobs: Sequence[Job], now: float) -> str:
 
 
 def command_for(spec: ModelSpec) -> str:
-    return f"/{'image' if spec.output.kind is OutputKind.IMAGES else 'video'} {spec.tool}"
+    """``/image-to-video sora_2_image_to_video``: how a person runs this model (one command per category)."""
+    return f"/{spec.category.value} {spec.tool}"
 
 
 def models_embed(specs: Iterable[ModelSpec], settings: Settings) -> discord.Embed:
@@ -314,6 +345,17 @@ def limits_text(label: str, limits: Limits) -> str:
     if limits.warn_at is not None:
         parts.append(f"warn at {round(limits.warn_at * 100)} %")
     return f"{label}: " + (", ".join(parts) if parts else "no overrides (the configured defaults apply)")
+
+
+def rules_text(rules: Mapping[str, Sequence[str]], operator_words: Sequence[str]) -> str:
+    """``/admin rules``: what this server allows, and which words it refuses."""
+    channels = ", ".join(f"<#{c}>" for c in rules.get("channel", ())) or "every channel"
+    models = ", ".join(rules.get("model", ())) or "every model"
+    words = ", ".join(rules.get("word", ())) or "none"
+    lines = [f"**Channels:** {channels}", f"**Models:** {models}", f"**Banned words (this server):** {words}"]
+    if operator_words:
+        lines.append(f"**Banned words (operator, everywhere):** {', '.join(operator_words)}")
+    return shorten_lines(lines)
 
 
 def spend_text(rows: Sequence[SpendRow], by: str) -> str:

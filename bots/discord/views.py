@@ -65,6 +65,36 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button],
         await bot.deliveries.on_button(interaction, self.action, self.job, self.account, self.index)
 
 
+class CardButton(discord.ui.DynamicItem[discord.ui.Button],
+                 template=r"vgcard:(?P<action>run|drop):(?P<card_id>[0-9a-f]{32})"):
+    """Run or Cancel on a price card; the card itself is a row in ``discord_cards``."""
+
+    def __init__(self, action: str, card_id: str) -> None:
+        run = action == "run"
+        super().__init__(discord.ui.Button(label="Run" if run else "Cancel", emoji="▶️" if run else "✖️",
+                                           style=discord.ButtonStyle.success if run else discord.ButtonStyle.secondary,
+                                           custom_id=f"vgcard:{action}:{card_id}"))
+        self.action = action
+        self.card_id = card_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
+                             ) -> "CardButton":
+        return cls(match["action"], match["card_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: Any = interaction.client
+        await bot.deliveries.guarded(interaction, f"card {self.action}",
+                                     bot.deliveries.cards.on_click(interaction, self.action, self.card_id))
+
+
+def card_view(card_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CardButton("run", card_id))
+    view.add_item(CardButton("drop", card_id))
+    return view
+
+
 def progress_view(job_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton("cancel", job_id))
