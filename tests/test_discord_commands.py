@@ -292,3 +292,44 @@ async def test_commands_sync_only_when_the_payload_changes(tmp_path):
         assert bot.tree.sync.await_args.kwargs["guild"].id == 42
     finally:
         await toolkit.close()
+
+
+async def test_sharded_processes_split_the_gateway_and_only_shard_zeros_syncs(tmp_path):
+    from agent_tools.toolkit import Toolkit
+    from bots.discord.app import ShardedVideoBot, make_bot
+
+    def settings(**discord_settings):
+        return Settings.model_validate({"storage": {"database": str(tmp_path / "db.sqlite"),
+                                                    "media_dir": str(tmp_path / "media")},
+                                        "discord": {"token": "x", **discord_settings}})
+
+    toolkit = await Toolkit.open(settings(shard_count=4, shard_ids=[2, 3]))
+    try:
+        bot = make_bot(toolkit, intents=discord.Intents.none())
+        assert isinstance(bot, ShardedVideoBot) and isinstance(bot, discord.AutoShardedClient)
+        assert bot.shard_count == 4 and bot.shard_ids == [2, 3]
+        bot.tree.sync = AsyncMock(return_value=[])
+        assert not bot.syncs_commands and await bot.sync_commands(force=True) == []
+        assert bot.tree.sync.await_count == 0  # the process running shard 0 syncs for everyone
+        toolkit.settings = settings(shard_count=4, shard_ids=[0, 1])
+        assert make_bot(toolkit, intents=discord.Intents.none()).syncs_commands
+        toolkit.settings = settings()
+        plain = make_bot(toolkit, intents=discord.Intents.none())
+        assert type(plain) is VideoBot and plain.syncs_commands
+    finally:
+        await toolkit.close()
+
+
+def test_shard_settings_are_checked():
+    with pytest.raises(ValueError, match="shard_ids needs shard_count"):
+        Settings.model_validate({"discord": {"shard_ids": [0]}})
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        Settings.model_validate({"discord": {"shard_count": 2, "shard_ids": [2]}})
+    with pytest.raises(ValueError, match="unknown provider switch"):
+        Settings.model_validate({"discord": {"provider_switches": {"seed": True}}})
+
+
+def test_with_dms_enabled_the_commands_are_offered_in_the_bots_dms():
+    payload = build_payload(Settings.model_validate({"discord": {"allow_dms": True}}).discord)
+    assert validate_payload(payload) == []
+    assert all(c["contexts"] == [0, 1] for c in payload if c["name"] != "admin")
