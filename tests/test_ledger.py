@@ -865,3 +865,18 @@ async def test_toolkit_tokens_and_discord_identities_resolve_to_accounts(tmp_pat
         await kit.ledger.link_discord("alice", 222)
         linked = await kit.account_for_discord(222, guild_id=5)
         assert linked.name == "alice" and linked.requester == Requester("alice", "5", ())
+
+
+async def test_check_refuses_what_reserve_would_refuse_and_writes_nothing(open_ledger):
+    """The read-only check a surface runs before answering anyone (Discord's private refusals)."""
+    ledger = await open_ledger(default={"daily_usd": "1", "concurrent_jobs": 1})
+    await ledger.check(Requester("alice"), usd("0.60"), tool=PIKA, what="This clip")
+    assert (await counts(ledger.db))["holds"] == 0 and (await counts(ledger.db))["audit"] == 0
+    await reserve(ledger, usd("0.60"), "a")
+    before = await counts(ledger.db)
+    with pytest.raises(QuotaExceeded, match="This clip costs \\$0.60; you have \\$0.40 left today"):
+        await ledger.check(Requester("alice"), usd("0.60"), tool=PIKA, what="This clip")
+    with pytest.raises(QuotaExceeded, match="1 job\\(s\\) running, the limit at once is 1"):
+        await ledger.check(Requester("alice"), usd("0.10"), tool=PIKA, what="This clip")
+    await ledger.check(Requester("bob"), usd("0.60"), tool=PIKA)  # someone else's budget is untouched
+    assert await counts(ledger.db) == before
