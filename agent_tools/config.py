@@ -193,6 +193,8 @@ class DiscordSettings(_Section):
 class McpSettings(_Section):
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8765, ge=1, le=65535)
+    tools: Literal["default", "compact"] = Field(
+        default="default", description="default: one tool per model; compact: list/describe/generate")
 
 
 class PollingSettings(_Section):

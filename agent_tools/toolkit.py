@@ -10,7 +10,7 @@ means nothing was submitted and nothing is owed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,9 +188,12 @@ class Toolkit:
     async def generate(self, account: Account, tool: str, arguments: Mapping[str, Any], *,
                        wait: float | None = None, on_event: EventCallback | None = None,
                        allow_local_files: bool = True, idempotency_key: str | None = None,
-                       origin: Mapping[str, Any] | None = None) -> Job:
+                       origin: Mapping[str, Any] | None = None,
+                       on_job: Callable[[Job], Awaitable[None]] | None = None) -> Job:
         """Run one generation. ``wait``: seconds to follow it (None = to the end, 0 = return once
-        submitted). A repeated ``idempotency_key`` returns the first job instead of paying twice."""
+        submitted). A repeated ``idempotency_key`` returns the first job instead of paying twice.
+        ``on_job`` hears the job as soon as it is recorded, before anything is sent, so a caller
+        that gives up later knows which job to cancel."""
         # Keys are scoped to the account: another account reusing a key gets its own job, never
         # a view of someone else's.
         key = f"{account.name}:{idempotency_key}" if idempotency_key is not None else uuid.uuid4().hex
@@ -220,6 +223,8 @@ class Toolkit:
         job = created[0]
         self.warnings[job.id] = reservation.warnings
         try:
+            if on_job is not None:
+                await on_job(job)
             ready = await prepare_inputs(spec, params, adapter)
             if ready is not params:
                 job = await self.engine.update_params(job.id, ready.public_params())

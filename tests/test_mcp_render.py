@@ -1,4 +1,4 @@
-"""The MCP server's rendering: the pure-Python PNG preview, budgets in words, job results in words."""
+"""The MCP server's pure-Python PNG preview, and budgets and job results in words (``agent.results``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent_tools.agent import results
 from agent_tools.mcp_server import render as mcp_render
 from agent_tools.jobs import Job, JobState
 from agent_tools.ledger import LimitStatus
@@ -126,14 +127,14 @@ NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 def test_budget_in_words_and_json():
     limits = [LimitStatus("account", "alice", "daily", 5_000_000, 1_400_000, NOW + 6 * 3600 + 120),
               LimitStatus("account", "alice", "concurrent", 2, 1, None)]
-    text = mcp_render.budget_text(limits, NOW, UTC)
+    text = results.budget_text(limits, NOW, UTC)
     assert text.startswith("Budget left: $3.60 of $5.00 today (resets at 04:15 UTC, in 6 h 2 min)")
-    items = mcp_render.budget_items(limits)
+    items = results.budget_items(limits)
     assert items[0] == {"scope": "account", "kind": "daily", "unit": "usd", "limit": 5.0, "used": 1.4,
                         "remaining": 3.6, "resets_at": "2023-11-15T04:15:20+00:00"}
     assert items[1]["unit"] == "jobs" and items[1]["remaining"] == 1 and items[1]["resets_at"] is None
-    assert mcp_render.money_left(limits) == 3_600_000
-    assert mcp_render.budget_text([], NOW, UTC) == "No spending limit applies to this account."
+    assert results.money_left(limits) == 3_600_000
+    assert results.budget_text([], NOW, UTC) == "No spending limit applies to this account."
 
 
 def _job(**fields) -> Job:
@@ -144,16 +145,16 @@ def _job(**fields) -> Job:
 
 def test_an_unfinished_job_says_to_wait_for_it():
     job = _job()
-    data = mcp_render.job_structured(job, now=NOW, show_paths=True)
+    data = results.job_structured(job, now=NOW, show_paths=True)
     assert data["done"] is False and data["cost_status"] == "reserved" and data["cost_usd"] == 0.4
     assert "wait_for_job" in data["next_step"] and '"j1"' in data["next_step"]
-    text = mcp_render.job_text(job, now=NOW, show_paths=True)
+    text = results.job_text(job, now=NOW, show_paths=True)
     assert text.startswith("Job j1 (pika_text_to_video): running after 30 s; $0.40 reserved.")
 
 
 def test_a_failed_job_costs_nothing_and_says_what_to_do():
     job = _job(state=JobState.FAILED, error="The prompt was refused.", error_kind="content_policy", actual_micros=0)
-    data = mcp_render.job_structured(job, now=NOW, show_paths=False)
+    data = results.job_structured(job, now=NOW, show_paths=False)
     assert data["cost_usd"] == 0 and data["cost_status"] == "not charged"
     assert "rephrase" in data["next_step"] and "Nothing was charged" in data["next_step"]
 
@@ -161,9 +162,9 @@ def test_a_failed_job_costs_nothing_and_says_what_to_do():
 def test_paths_only_when_allowed():
     job = _job(state=JobState.SUCCEEDED, actual_micros=400_000,
                outputs=[{"url": "https://cdn/x.mp4", "path": "/srv/media/x.mp4", "content_type": "video/mp4"}])
-    remote = mcp_render.job_structured(job, now=NOW, show_paths=False)
+    remote = results.job_structured(job, now=NOW, show_paths=False)
     assert "path" not in remote["outputs"][0] and "local copy" not in remote["next_step"]
-    assert "/srv/media" not in mcp_render.job_text(job, now=NOW, show_paths=False)
-    local = mcp_render.job_structured(job, now=NOW, show_paths=True)
+    assert "/srv/media" not in results.job_text(job, now=NOW, show_paths=False)
+    local = results.job_structured(job, now=NOW, show_paths=True)
     assert local["outputs"][0]["path"] == "/srv/media/x.mp4"
-    assert "local file: /srv/media/x.mp4" in mcp_render.job_text(job, now=NOW, show_paths=True)
+    assert "local file: /srv/media/x.mp4" in results.job_text(job, now=NOW, show_paths=True)

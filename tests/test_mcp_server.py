@@ -21,9 +21,9 @@ from mcp.shared.exceptions import MCPError
 from agent_tools.mcp_server import server as mcp_server
 from agent_tools.catalog import CATALOG
 from agent_tools.config import Settings
-from agent_tools.mcp_server.server import (WAIT_SECONDS, WAIT_SECONDS_PROPERTY, VideogenServer, build_server,
-                                    generation_input_schema)
-from agent_tools.schemas import mcp_tool
+from agent_tools.agent.schemas import WAIT_SECONDS, WAIT_SECONDS_PROPERTY
+from agent_tools.agent.tools import generation_input_schema, lean_properties, model_visible_bytes, tool_set
+from agent_tools.mcp_server.server import VideogenServer, build_server
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
 
@@ -87,6 +87,15 @@ def text_of(result) -> str:
 
 # -- tools/list ---------------------------------------------------------------------------------
 
+def constraints(schema):
+    """A schema minus the prose (descriptions, examples): what validation and defaults depend on."""
+    if isinstance(schema, dict):
+        return {k: constraints(v) for k, v in schema.items() if k not in ("description", "examples")}
+    if isinstance(schema, list):
+        return [constraints(v) for v in schema]
+    return schema
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_every_tool_is_listed_with_the_catalogs_exact_schema(kit, mode):
     async with Client(serve(kit), mode=mode) as client:
@@ -94,13 +103,19 @@ async def test_every_tool_is_listed_with_the_catalogs_exact_schema(kit, mode):
     assert set(tools) == set(CATALOG) | STATUS_TOOLS and len(tools) == 22
     for name, spec in CATALOG.items():
         tool = tools[name]
-        catalog = mcp_tool(spec)["inputSchema"]
+        catalog = spec.schema()
         # The one documented extra: wait_seconds, added after the catalog's own properties.
-        expected = {**catalog, "properties": {**catalog["properties"], WAIT_SECONDS: WAIT_SECONDS_PROPERTY}}
-        assert tool.input_schema == expected == generation_input_schema(spec)
+        assert tool.input_schema == generation_input_schema(spec)
+        assert list(tool.input_schema["properties"]) == [*catalog["properties"], WAIT_SECONDS]
+        assert tool.input_schema["properties"][WAIT_SECONDS] == WAIT_SECONDS_PROPERTY
+        # Every parameter, type, enum, range, default and required field is the catalog's own;
+        # only examples and descriptions that restate a name are left out.
         assert {k: v for k, v in tool.input_schema["properties"].items() if k != WAIT_SECONDS} == \
-            spec.schema()["properties"]
-        assert tool.title == spec.title and tool.description.startswith(spec.description)
+            lean_properties(catalog)["properties"]
+        assert constraints({**tool.input_schema, "properties": {
+            k: v for k, v in tool.input_schema["properties"].items() if k != WAIT_SECONDS}}) == constraints(catalog)
+        assert tool.title == spec.title and "Price:" in tool.description
+        assert "How to prompt" not in tool.description and spec.prompt_guide not in tool.description
         annotations = tool.annotations
         assert (annotations.read_only_hint, annotations.destructive_hint, annotations.idempotent_hint,
                 annotations.open_world_hint) == (False, False, False, True)
@@ -113,6 +128,31 @@ async def test_every_tool_is_listed_with_the_catalogs_exact_schema(kit, mode):
         jsonschema.Draft202012Validator.check_schema(tool.input_schema)
         jsonschema.Draft202012Validator.check_schema(tool.output_schema)
         assert tool.description
+
+
+def test_informative_parameter_descriptions_stay_and_restating_ones_go():
+    hailuo = generation_input_schema(CATALOG["hailuo_02_text_to_video"])["properties"]
+    assert "not supported for 1080p" in hailuo["duration"]["description"]
+    assert "description" not in generation_input_schema(CATALOG["veo3_fast"])["properties"]["resolution"]
+    assert "%33 less" in generation_input_schema(CATALOG["veo3_fast"])["properties"]["generate_audio"]["description"]
+
+
+def wire_sizes(tools) -> tuple[int, int]:
+    """(model-visible bytes, whole tools/list bytes) as compact JSON, the way the issue measures them."""
+    visible = [{k: v for k, v in t.model_dump(by_alias=True, exclude_none=True, mode="json").items()
+                if k in ("name", "title", "description", "inputSchema")} for t in tools]
+    whole = {"tools": [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]}
+    dump = lambda v: len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())  # noqa: E731
+    return dump(visible), dump(whole)
+
+
+@pytest.mark.parametrize("tools, visible_max, whole_max", [("default", 20_000, 40_000), ("compact", 6_000, 40_000)])
+async def test_the_tool_list_stays_within_its_context_budget(kit, tools, visible_max, whole_max):
+    async with Client(build_server(kit, lambda ctx: ALICE, local_files=False, tools=tools), mode="legacy") as client:
+        listed = (await client.list_tools()).tools
+    visible, whole = wire_sizes(listed)
+    assert visible <= visible_max and whole <= whole_max, (visible, whole)
+    assert abs(visible - model_visible_bytes(tool_set(tools))) < 1_000  # the bench figure measures the same
 
 
 # -- generation ---------------------------------------------------------------------------------
@@ -134,7 +174,8 @@ async def test_a_generation_reports_progress_and_returns_url_path_seed_cost_and_
     assert output["url"] in text and output["path"] in text and "$0.40 charged" in text
     assert progress.values and progress.values == sorted(set(progress.values))
     assert any("queued" in m for m in progress.messages) and any("succeeded" in m for m in progress.messages)
-    assert all(re.match(r"\[\w+( #\d+)? · \d+ s\] ", m) for m in progress.messages)
+    job_id = data["job_id"]
+    assert all(re.match(rf"\[\w+( #\d+)? · \d+ s\] job {job_id}: ", m) for m in progress.messages)
     assert size_of(result) < 16_000
 
 

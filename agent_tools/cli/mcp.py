@@ -3,6 +3,7 @@
     videogen mcp                          stdio, as the local account (Claude Desktop, local agents)
     videogen mcp --http [--host H] [--port P]   streamable HTTP at /mcp, bearer token per account
     videogen mcp --simulate               either transport against the built-in simulator (free)
+    videogen mcp --tools compact          a few generic tools instead of one per model (small contexts)
     videogen mcp install-claude [--write] print (or merge) the claude_desktop_config.json entry
 
 On stdio, stdout carries the protocol only: every message and log line goes to stderr.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..agent.tools import MODES
 from ..config import Settings
 from ..mcp_server import claude_desktop
 from ..simulator.session import simulated
@@ -54,6 +56,8 @@ def without_placeholder_keys(settings: Settings) -> Settings:
 def cmd_mcp(args: argparse.Namespace) -> int:
     _log_to_stderr(args.verbose)
     settings = without_placeholder_keys(settings_of(args))
+    if args.tools is not None:
+        settings = settings.model_copy(update={"mcp": settings.mcp.model_copy(update={"tools": args.tools})})
     try:
         asyncio.run(_serve(settings, http=args.http, host=args.host or settings.mcp.host,
                            port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate))
@@ -132,7 +136,8 @@ def register(commands: Any) -> None:
     mcp = commands.add_parser(
         "mcp", help="serve every model as MCP tools (stdio or HTTP)",
         description="Serve every model as an MCP tool, plus list_models, estimate_cost, get_job, wait_for_job, "
-                    "cancel_job, list_jobs and get_quota. Default: stdio as the local account (Claude Desktop). "
+                    "cancel_job, list_jobs and get_quota (--tools compact: list_models, describe_model, generate and "
+                    "the same job, cost and quota tools). Default: stdio as the local account (Claude Desktop). "
                     "With --http: streamable HTTP at /mcp, each request authenticated by an account's bearer token.",
         epilog="`videogen mcp install-claude` prints the Claude Desktop config entry.")
     mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
@@ -140,6 +145,9 @@ def register(commands: Any) -> None:
     mcp.add_argument("--port", type=int, help="port with --http (default: [mcp] port, 8765; 0 picks a free one)")
     mcp.add_argument("--simulate", action="store_true",
                      help="use the built-in provider simulator: free, offline, test clips")
+    mcp.add_argument("--tools", choices=MODES,
+                     help="tool set: default = one tool per model; compact = list_models, describe_model, generate "
+                          "and the job/cost/quota tools, for small contexts (default: [mcp] tools)")
     mcp.add_argument("--verbose", action="store_true", help="debug logging on stderr")
     mcp.set_defaults(func=cmd_mcp)
     sub = mcp.add_subparsers(dest="mcp_command", metavar="SUBCOMMAND")

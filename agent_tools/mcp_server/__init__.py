@@ -1,4 +1,4 @@
-"""The MCP surface: ``server`` (every catalog model as a tool over stdio or streamable HTTP),
-``render`` (results, budgets and previews as an LLM reads them) and ``claude_desktop`` (the
-Claude Desktop config entry). It imports the Toolkit and the core below it, never the CLI or the bot.
+"""The MCP surface: ``server`` (the agent tool sets over stdio or streamable HTTP), ``render``
+(small image previews) and ``claude_desktop`` (the Claude Desktop config entry). It imports the
+Toolkit and the core below it (``agent`` for the tools), never the CLI or the bot.
 """
