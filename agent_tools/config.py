@@ -35,6 +35,7 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("FAL_KEY", ("fal", "key")),
     ("WAVESPEED_API_KEY", ("wavespeed", "key")),
     ("DISCORD_TOKEN", ("discord", "token")),
+    ("VIDEOGEN_WEB_SECRET", ("web", "secret")),
     ("VIDEOGEN_FAL_QUEUE_URL", ("fal", "queue_url")),
     ("VIDEOGEN_FAL_REST_URL", ("fal", "rest_url")),
     ("VIDEOGEN_WAVESPEED_BASE_URL", ("wavespeed", "base_url")),
@@ -197,6 +198,15 @@ class McpSettings(_Section):
         default="default", description="default: one tool per model; compact: list/describe/generate")
 
 
+class WebSettings(_Section):
+    host: str = Field(default="127.0.0.1")
+    port: int = Field(default=8766, ge=1, le=65535)
+    session_hours: float = Field(default=12, gt=0, le=720, description="how long a dashboard sign-in lasts")
+    secret: SecretStr | None = Field(
+        default=None, description="signs dashboard sessions (env VIDEOGEN_WEB_SECRET); unset: a new one per "
+                                  "start, which signs everyone out on restart")
+
+
 class PollingSettings(_Section):
     initial_seconds: float = Field(default=1.0, gt=0, le=60)
     max_seconds: float = Field(default=10.0, gt=0, le=600)
@@ -217,6 +227,7 @@ class Settings(_Section):
     admins: AdminSettings = Field(default_factory=AdminSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     prices: dict[str, dict[str, Decimal]] = Field(
         default_factory=dict, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
@@ -323,7 +334,7 @@ _FRIENDLY = {
     "list_type": "expected a list, such as [1, 2]",
     "extra_forbidden": "unknown setting (config.example.toml lists every setting)",
 }
-_SECRET_KEYS = {"key", "token"}
+_SECRET_KEYS = {"key", "token", "secret"}
 
 
 def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:

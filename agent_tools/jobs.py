@@ -111,7 +111,7 @@ class Job:
     lease_until: float = 0.0
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Job":
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> "Job":
         data = dict(row)
         for key in ("params", "logs", "outputs", "origin"):
             data[key] = json.loads(data[key])
@@ -151,6 +151,16 @@ class JobEvent:
     @property
     def state(self) -> JobState:
         return self.job.state
+
+
+@dataclass(frozen=True)
+class JobEventRow:
+    """One stored state change of a job (``job_events``)."""
+
+    from_state: str | None
+    to_state: str
+    detail: str | None
+    at: float
 
 
 class Settlement(Protocol):
@@ -246,6 +256,51 @@ class JobEngine:
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         rows = await self.db.fetchall(f"SELECT * FROM jobs {clause} ORDER BY created_at DESC LIMIT ?", (*args, limit))
         return [Job.from_row(r) for r in rows]
+
+    async def page(self, *, account: str | None, tools: frozenset[str] | None = None,
+                   states: frozenset[JobState] | None = None, since: float | None = None,
+                   until: float | None = None, before: tuple[float, int] | None = None,
+                   limit: int = 24) -> tuple[list[Job], tuple[float, int] | None]:
+        """One page of jobs, newest first, and the cursor of the next (older) page, or None.
+
+        Keyset paging on ``(created_at, rowid)``: the ``(account, created_at)`` index carries the
+        rowid, so a page reads ``limit`` rows however many jobs lie behind it (no OFFSET scan).
+        """
+        where, args = [], []
+        if account is not None:
+            where.append("account = ?")
+            args.append(account)
+        if tools:
+            where.append(f"tool IN ({placeholders(tools)})")
+            args.extend(sorted(tools))
+        if states:
+            where.append(f"state IN ({placeholders(states)})")
+            args.extend(s.value for s in states)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(until)
+        if before is not None:
+            where.append("(created_at, rowid) < (?, ?)")
+            args.extend(before)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = await self.db.fetchall(f"SELECT rowid AS cursor_rowid, * FROM jobs {clause}"
+                                      " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*args, limit + 1))
+        jobs = []
+        for row in rows[:limit]:
+            data = dict(row)
+            data.pop("cursor_rowid")
+            jobs.append(Job.from_row(data))
+        more = len(rows) > limit
+        return jobs, ((rows[limit - 1]["created_at"], rows[limit - 1]["cursor_rowid"]) if more else None)
+
+    async def events(self, job_id: str) -> list[JobEventRow]:
+        """A job's state changes, oldest first: its timeline."""
+        rows = await self.db.fetchall("SELECT from_state, to_state, detail, at FROM job_events WHERE job_id = ?"
+                                      " ORDER BY seq", (job_id,))
+        return [JobEventRow(*r) for r in rows]
 
     @staticmethod
     async def _event(tx: aiosqlite.Connection, job_id: str, old: JobState | None, new: JobState, detail: str,

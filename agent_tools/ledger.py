@@ -186,6 +186,30 @@ class SpendRow:
     open_micros: int = 0
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as an operator sees it: never the token, only its hash (the key to revoke it by)."""
+
+    token_hash: str
+    account: str
+    label: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: float
+    actor: str
+    event: str
+    account: str | None
+    hold_id: str | None
+    amount: int | None
+    detail: str
+
+
 # -- the ledger --------------------------------------------------------------------------------
 
 class Ledger:
@@ -280,6 +304,30 @@ class Ledger:
                                      (hash_token(token),))
         return None if row is None else row["account"]
 
+    async def account_for_token_hash(self, token_hash: str) -> str | None:
+        """The account of a live token known by its hash (a dashboard session keeps only the hash)."""
+        row = await self.db.fetchone("SELECT account FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+                                     (token_hash,))
+        return None if row is None else row["account"]
+
+    async def tokens(self) -> list[TokenInfo]:
+        """Every token, newest first: who holds it, its label, when it was made, used and revoked."""
+        rows = await self.db.fetchall("SELECT token_hash, account, label, created_at, last_used_at, revoked_at"
+                                      " FROM tokens ORDER BY created_at DESC")
+        return [TokenInfo(*r) for r in rows]
+
+    async def revoke_token(self, token_hash: str, *, actor: str = "") -> bool:
+        """Revoke a token by its hash; False if it is unknown or already revoked (a no-op)."""
+        async with self.db.transaction() as tx:
+            row = await (await tx.execute("SELECT account, label FROM tokens WHERE token_hash = ?"
+                                          " AND revoked_at IS NULL", (token_hash,))).fetchone()
+            if row is None:
+                return False
+            await tx.execute("UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+                             (self.clock(), token_hash))
+            await self._audit(tx, None, row["account"], "token_revoke", None, row["label"], actor)
+        return True
+
     # -- limits -------------------------------------------------------------------------------
 
     async def set_limits(self, scope: str, scope_id: str, limits: Limits, *, actor: str = "") -> Limits:
@@ -308,6 +356,13 @@ class Ledger:
         row = (await (await tx.execute(sql, (scope, scope_id))).fetchone() if tx is not None
                else await self.db.fetchone(sql, (scope, scope_id)))
         return Limits(*row) if row is not None else Limits()
+
+    async def limit_overrides(self) -> list[tuple[str, str, Limits]]:
+        """Every stored override: (scope, scope id, limits), by scope then id."""
+        rows = await self.db.fetchall(
+            "SELECT scope, scope_id, daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at"
+            " FROM limits ORDER BY scope, scope_id")
+        return [(r[0], r[1], Limits(*tuple(r)[2:])) for r in rows]
 
     async def effective_limits(self, who: Requester, tx: aiosqlite.Connection | None = None) -> dict[tuple[str, str], Limits]:
         """(scope, id) → the limits that apply to this requester, for each scope that has any."""
@@ -556,6 +611,34 @@ class Ledger:
                 row.open_micros += r["estimate_micros"]
         return sorted(groups.values(), key=lambda g: g.key)
 
+    async def spend_by_day(self, *, by: str, since: date, account: str | None = None) -> dict[str, dict[str, int]]:
+        """Settled spend per calendar day (in the quota time zone) and per model or account:
+        ``{"2026-12-01": {"sora_2_text_to_video": 1_200_000}}`` — what the dashboard charts."""
+        if by not in ("account", "model"):
+            raise UserError(f"Cannot chart spend by '{by}'; use account or model.")
+        start = datetime.combine(since, datetime.min.time(), self.tz).timestamp()
+        column = "account" if by == "account" else "tool"
+        where, args = "created_at >= ? AND state = 'settled'", [start]
+        if account is not None:
+            where += " AND account = ?"
+            args.append(account)
+        rows = await self.db.fetchall(f"SELECT {column}, created_at, actual_micros FROM holds WHERE {where}",
+                                      tuple(args))
+        days: dict[str, dict[str, int]] = {}
+        for key, created_at, micros in rows:
+            day = datetime.fromtimestamp(created_at, self.tz).date().isoformat()
+            per_key = days.setdefault(day, {})
+            per_key[key] = per_key.get(key, 0) + (micros or 0)
+        return days
+
+    async def audit_page(self, *, before: int | None = None, limit: int = 50) -> list[AuditEntry]:
+        """Audit rows newest first; ``before`` (a seq) gives the next, older page."""
+        rows = await self.db.fetchall(
+            "SELECT seq, at, actor, event, account, hold_id, amount, detail FROM audit"
+            + (" WHERE seq < ?" if before is not None else "") + " ORDER BY seq DESC LIMIT ?",
+            (*((before,) if before is not None else ()), limit))
+        return [AuditEntry(*r) for r in rows]
+
     async def books(self) -> dict[str, int]:
         """Totals that must agree: settled holds vs the audit's settle rows, open holds, releases."""
         row = await self.db.fetchone(
@@ -681,3 +764,25 @@ def parse_usd(text: str, option: str) -> int:
     if not value.is_finite() or value < 0 or value > 1_000_000:
         raise UserError(f"{option} must be a dollar amount from 0 to 1000000, not '{text}'.")
     return usd(value)
+
+
+def parse_count(text: str, option: str) -> int:
+    """A whole number typed by an operator (a job limit) or a clear refusal naming ``option``."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise UserError(f"{option} takes a whole number, not '{text}'.") from None
+    if not 0 <= value <= MAX_COUNT:
+        raise UserError(f"{option} must be a whole number from 0 to {MAX_COUNT}, not {value}.")
+    return value
+
+
+def parse_share(text: str, option: str) -> float:
+    """A share such as 0.8 (warn at 80 % of a budget) or a clear refusal naming ``option``."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise UserError(f"{option} takes a share such as 0.8, not '{text}'.") from None
+    if not 0 < value <= 1:
+        raise UserError(f"{option} must be above 0 and at most 1 (0.8 warns at 80 %), not {text}.")
+    return value

@@ -181,6 +181,18 @@ class MediaStore:
                 raise MediaError(f"The output URL points at a private or local address ({address}); videogen only "
                                  "downloads from public hosts or the configured provider hosts.")
 
+    def inside(self, path: str | None) -> Path | None:
+        """``path`` resolved (symlinks followed) if it is an existing file inside the media
+        directory, else None: what may be served back to a user, never anything outside it."""
+        if not path:
+            return None
+        try:
+            resolved = Path(path).resolve(strict=True)
+            root = self.media_dir.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return resolved if resolved.is_relative_to(root) and resolved.is_file() else None
+
     async def keep(self, job_id: str, index: int, output: OutputFile, kind: str) -> KeptFile:
         """Download one output to disk, atomically (temp file + rename), so a retry after a crash
         overwrites a partial file instead of keeping two copies."""

@@ -18,6 +18,7 @@ import asyncio
 import uuid
 from collections import OrderedDict
 from datetime import date
+from pathlib import Path
 
 import aiosqlite
 
@@ -25,8 +26,9 @@ from .catalog import CATALOG, ModelInput, ModelSpec, OutputKind, Quote, get
 from .config import Settings
 from .db import Database
 from .errors import UserError
-from .jobs import EventCallback, Job, JobEngine, JobNotFound, JobState
-from .ledger import BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, SpendRow
+from .followups import ANIMATE_TOOL, animate_arguments, reroll_arguments
+from .jobs import EventCallback, Job, JobEngine, JobEventRow, JobNotFound, JobState
+from .ledger import AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, SpendRow, TokenInfo
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .providers.errors import ProviderError
@@ -277,6 +279,53 @@ class Toolkit:
         await self.get_job(account, job_id)
         return await self.engine.cancel(job_id)
 
+    async def job_page(self, account: Account, *, tools: frozenset[str] | None = None,
+                       states: frozenset[JobState] | None = None, since: float | None = None,
+                       until: float | None = None, before: tuple[float, int] | None = None,
+                       limit: int = 24) -> tuple[list[Job], tuple[float, int] | None]:
+        """One page of the account's own jobs, newest first, and the cursor of the next page."""
+        return await self.engine.page(account=account.name, tools=tools, states=states, since=since, until=until,
+                                      before=before, limit=limit)
+
+    async def job_events(self, account: Account, job_id: str) -> list[JobEventRow]:
+        await self.get_job(account, job_id)
+        return await self.engine.events(job_id)
+
+    async def output_file(self, account: Account, job_id: str, index: int) -> tuple[Path, str]:
+        """The kept file of a job's output and its content type; ``JobNotFound`` for anything the
+        account may not see or that is not a file inside the media directory."""
+        job = await self.get_job(account, job_id)
+        output = job.outputs[index] if 0 <= index < len(job.outputs) else {}
+        path = self.media.inside(output.get("path"))
+        if path is None:
+            raise JobNotFound(job_id)
+        return path, output.get("content_type") or "application/octet-stream"
+
+    def quote_of(self, job: Job) -> Estimate | None:
+        """The price (with its formula) of a job's stored parameters; None if they no longer validate."""
+        try:
+            return self.estimate(job.tool, {k: v for k, v in job.params.items() if v != "**********"})
+        except UserError:
+            return None
+
+    async def reroll(self, account: Account, job_id: str, *, origin: Mapping[str, Any] | None = None) -> Job:
+        """The same generation again with a new seed, paid like any other; returns once submitted."""
+        job = await self.get_job(account, job_id)
+        return await self.generate(account, job.tool, reroll_arguments(job), wait=0, allow_local_files=False,
+                                   origin=origin)
+
+    async def animate(self, account: Account, job_id: str, index: int = 0, *,
+                      origin: Mapping[str, Any] | None = None) -> Job:
+        """One image of a finished image job, animated by the default image-to-video model."""
+        job = await self.get_job(account, job_id)
+        if get(job.tool).output.kind is not OutputKind.IMAGES or not 0 <= index < len(job.outputs):
+            raise UserError(f"Job {job.id} has no image {index + 1} to animate.")
+        url = job.outputs[index].get("url")
+        if not url:
+            raise UserError("That image is no longer available to animate.")
+        return await self.generate(account, ANIMATE_TOOL, animate_arguments(job, url), wait=0,
+                                   allow_local_files=False, origin=origin)
+
     # -- accounts, quotas, spend -----------------------------------------------------------
 
     def local_account(self) -> Account:
@@ -294,6 +343,11 @@ class Toolkit:
         name = await self.ledger.account_for_token(token)
         return None if name is None else Account(name, is_admin=self._is_admin(name))
 
+    async def account_for_token_hash(self, token_hash: str) -> Account | None:
+        """Like ``account_for_token``, from the stored hash (what a dashboard session remembers)."""
+        name = await self.ledger.account_for_token_hash(token_hash)
+        return None if name is None else Account(name, is_admin=self._is_admin(name))
+
     async def account_for_discord(self, user_id: int | str, guild_id: int | str | None = None,
                                   role_ids: tuple[int | str, ...] = ()) -> Account:
         name = await self.ledger.account_for_discord(user_id)
@@ -309,6 +363,13 @@ class Toolkit:
         if all_accounts and not account.is_admin:
             raise UserError("Only admins can see every account's spend.")
         return await self.ledger.spend(by=by, since=since, account=None if all_accounts else account.name)
+
+    async def spend_by_day(self, account: Account, *, by: str = "model", since: date,
+                           all_accounts: bool = False) -> dict[str, dict[str, int]]:
+        """Settled spend per day and per model (or account): the dashboard's chart."""
+        if all_accounts and not account.is_admin:
+            raise UserError("Only admins can see every account's spend.")
+        return await self.ledger.spend_by_day(by=by, since=since, account=None if all_accounts else account.name)
 
     async def open_holds(self, account: Account) -> list[Hold]:
         """Holds not yet settled or released, with their job's state — the operator's to-do list."""
@@ -337,6 +398,27 @@ class Toolkit:
     async def add_account(self, admin: Account, name: str) -> None:
         self._require_admin(admin, "add accounts")
         await self.ledger.add_account(name, actor=admin.name)
+
+    async def list_accounts(self, admin: Account) -> list[dict[str, Any]]:
+        self._require_admin(admin, "list accounts")
+        return await self.ledger.accounts()
+
+    async def list_tokens(self, admin: Account) -> list[TokenInfo]:
+        self._require_admin(admin, "list tokens")
+        return await self.ledger.tokens()
+
+    async def revoke_token(self, admin: Account, token_hash: str) -> bool:
+        """Revoke a token: every HTTP request and dashboard session using it stops working."""
+        self._require_admin(admin, "revoke tokens")
+        return await self.ledger.revoke_token(token_hash, actor=admin.name)
+
+    async def limit_overrides(self, admin: Account) -> list[tuple[str, str, Limits]]:
+        self._require_admin(admin, "read limits")
+        return await self.ledger.limit_overrides()
+
+    async def audit_log(self, admin: Account, *, before: int | None = None, limit: int = 50) -> list[AuditEntry]:
+        self._require_admin(admin, "read the audit log")
+        return await self.ledger.audit_page(before=before, limit=limit)
 
     async def link_discord(self, admin: Account, name: str, user_id: int | str) -> None:
         self._require_admin(admin, "link identities")

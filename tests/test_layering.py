@@ -6,7 +6,8 @@ inside functions, which are still dependencies — and the graph is checked agai
 
     cli                 the `videogen` command (and `python -m agent_tools`); may start any surface,
                         and nothing imports it
-    mcp_server, bots    surfaces; may import the core, never the CLI or another surface
+    mcp_server, web,    surfaces; may import the core, never the CLI or another surface
+    bots
     everything else     the core; imports no surface
 
 A failure names the file, the line and the import that breaks the rule.
@@ -22,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agent_tools", "bots")
-SURFACES = ("agent_tools.cli", "agent_tools.mcp_server", "bots")
+SURFACES = ("agent_tools.cli", "agent_tools.mcp_server", "agent_tools.web", "bots")
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def find_cycles(graph: dict[str, list[Edge]]) -> list[list[Edge]]:
     return cycles
 
 
-@pytest.mark.parametrize("package", ["agent_tools", "agent_tools.cli", "agent_tools.mcp_server",
+@pytest.mark.parametrize("package", ["agent_tools", "agent_tools.cli", "agent_tools.mcp_server", "agent_tools.web",
                                      "agent_tools.catalog", "agent_tools.providers", "agent_tools.simulator",
                                      "bots", "bots.discord"])
 def test_every_package_says_what_it_is_for(package):

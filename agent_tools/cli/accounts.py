@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import UserError
-from ..ledger import Limits, LimitStatus, parse_usd, resets_phrase
+from ..ledger import Limits, LimitStatus, parse_count, parse_share, parse_usd, resets_phrase
 from ..money import format_usd, to_usd
 from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
 from .output import table, with_toolkit
@@ -122,7 +122,7 @@ def cmd_quota_set(args: argparse.Namespace) -> int:
                     monthly_micros=None if args.monthly is None else parse_usd(args.monthly, "--monthly"),
                     concurrent_jobs=_count(args.concurrent, "--concurrent"),
                     jobs_per_hour=_count(args.hourly, "--hourly"),
-                    warn_at=None if args.warn_at is None else _share(args.warn_at))
+                    warn_at=None if args.warn_at is None else parse_share(args.warn_at, "--warn-at"))
     merged = with_toolkit(args, lambda t: t.set_limits(t.local_account(), scope, scope_id, limits))
     shown = {"daily": _money(merged.daily_micros), "monthly": _money(merged.monthly_micros),
              "concurrent": merged.concurrent_jobs, "hourly": merged.jobs_per_hour, "warn_at": merged.warn_at}
@@ -135,25 +135,7 @@ def _money(micros: int | None) -> str | None:
 
 
 def _count(text: str | None, option: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"{option} takes a whole number, not '{text}'.") from None
-    if not 0 <= value <= 1_000_000:
-        raise UserError(f"{option} must be a whole number from 0 to 1000000, not {value}.")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"--warn-at takes a share such as 0.8, not '{text}'.") from None
-    if not 0 < value <= 1:
-        raise UserError(f"--warn-at must be above 0 and at most 1 (0.8 warns at 80 %), not {text}.")
-    return value
+    return None if text is None else parse_count(text, option)
 
 
 # -- spend and holds ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from ..jobs import Job, JobEvent, JobState
 from ..money import format_usd, to_usd
 from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXIT_USAGE = 2  # a UserError: bad arguments, a refusal, a configuration problem
 LOCAL = Account(LOCAL_ACCOUNT, is_admin=True)  # the operator at the terminal
 
@@ -24,6 +25,14 @@ LOCAL = Account(LOCAL_ACCOUNT, is_admin=True)  # the operator at the terminal
 def settings_of(args: argparse.Namespace) -> Settings:
     """The settings a command runs with: ``--config`` if given, else the usual search."""
     return load_settings(args.config)
+
+
+def exposure_warning(host: str) -> str | None:
+    """The advice every HTTP server command prints when it binds beyond loopback (None on loopback)."""
+    if host in LOOPBACK:
+        return None
+    return (f"warning: listening on {host}, reachable from other machines. Every request needs an account "
+            "token, but traffic is plain HTTP: put a TLS reverse proxy in front of it.")
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

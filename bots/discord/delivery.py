@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ import discord
 
 from agent_tools.catalog import CATALOG, OutputKind, get
 from agent_tools.errors import InvalidArguments, UserError
+from agent_tools.followups import animate_arguments, reroll_arguments
 from agent_tools.jobs import UNFINISHED, Job, JobNotFound, JobState
 from agent_tools.toolkit import Account, Estimate, Toolkit
 
@@ -465,25 +465,3 @@ def channel_is_nsfw(interaction: discord.Interaction) -> bool:
     if isinstance(channel, discord.Thread):
         channel = channel.parent
     return bool(getattr(channel, "nsfw", False))
-
-
-def reroll_arguments(job: Job) -> dict[str, Any]:
-    """The job's parameters with a new random seed (when the model takes one)."""
-    spec = get(job.tool)
-    arguments = {k: v for k, v in job.params.items() if v != "**********"}
-    seed = spec.schema().get("properties", {}).get("seed")
-    if seed is not None:
-        low = max(seed.get("minimum", 0), 0)
-        high = min(seed.get("maximum", 2**31 - 1), 2**31 - 1)
-        arguments["seed"] = random.randint(low, high)
-    return arguments
-
-
-def animate_arguments(job: Job, image_url: str) -> dict[str, Any]:
-    """Arguments for the default image-to-video model: the image, and the image's prompt."""
-    spec = get(views.ANIMATE_TOOL)
-    field = next(iter(spec.media_fields()))
-    arguments: dict[str, Any] = {field: image_url}
-    if "prompt" in spec.schema().get("properties", {}):
-        arguments["prompt"] = job.params.get("prompt") or "gentle natural motion"
-    return arguments

@@ -13,13 +13,11 @@ from typing import Any
 import discord
 
 from agent_tools.catalog import CATALOG, OutputKind
+from agent_tools.followups import ANIMATE_TOOL  # noqa: F401  (the bot's Animate button)
 from agent_tools.jobs import Job, JobNotFound
 
 from . import render
 
-ANIMATE_TOOL = "hailuo_02_image_to_video"
-"""Animate's model: the cheapest image-to-video here ($0.27 for 6 s at 768P), good motion, and its
-image is a first frame, so the clip starts on the picture that was clicked."""
 
 MAX_ANIMATE_BUTTONS = 4
 LABELS = {"cancel": "Cancel", "reroll": "Re-roll", "animate": "Animate"}
