@@ -166,6 +166,13 @@ MIGRATIONS: tuple[str, ...] = (
                                  text TEXT NOT NULL, created_at REAL NOT NULL, shown_at REAL);
     CREATE INDEX discord_notices_user ON discord_notices(user_id, shown_at)
     """,
+    # 6: a delivery claim — the bot process that posts a job's result holds a lease on its row, so
+    # several bot processes on one database post each result once (bots/discord/state.py).
+    """
+    ALTER TABLE discord_deliveries ADD COLUMN owner TEXT;
+    ALTER TABLE discord_deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE INDEX discord_deliveries_undelivered ON discord_deliveries(delivered_at, lease_until)
+    """,
 )
 
 

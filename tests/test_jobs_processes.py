@@ -2,9 +2,8 @@
 process is killed (``kill -9``) at any point of its life ends exactly once after another process
 resumes it, with nothing submitted twice and the books balanced (issue 10).
 
-The simulator runs in the test process; a middleware records which process (by its API key) made
-each provider call and can hold a chosen call (upload, submit, file download) open, so a worker can
-be killed at an exact point. Run as a script, this file is the worker:
+The simulator runs in the test process and records which process made each provider call
+(``processes.Recording``). Run as a script, this file is the worker:
 
     python tests/test_jobs_processes.py WORKER SETTINGS_JSON KEY COMMAND [ARG...]
 """
@@ -15,32 +14,24 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 if __name__ == "__main__":  # the worker, started by the tests below with the project on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from agent_tools.config import Settings
 from agent_tools.jobs import JobState
 from agent_tools.toolkit import Account, Toolkit
+
+from processes import Recording, base_settings, books, finish, rows, settings_for, start_sim
 
 ALICE = Account("alice")
 PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
            b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
-
-
-def settings_for(base: dict[str, Any], key: str) -> Settings:
-    data = json.loads(json.dumps(base))
-    data["fal"]["key"] = key
-    data["wavespeed"]["key"] = key
-    return Settings.model_validate(data)
 
 
 # -- the worker -------------------------------------------------------------------------------
@@ -76,99 +67,11 @@ async def worker(base: dict[str, Any], key: str, command: str, args: list[str]) 
 
 # -- the parent's side ------------------------------------------------------------------------
 
-class Recording:
-    """Provider calls seen by the simulator, by process key; and calls to hold open on request."""
-
-    def __init__(self) -> None:
-        self.polls: dict[str, list[str]] = defaultdict(list)  # request id → keys, in order
-        self.submits: list[str] = []
-        self.hold: dict[str, float] = {}  # "upload" / "submit" / "file" → seconds to hold it
-        self.arrived: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    def middleware(self):
-        from aiohttp import web
-
-        @web.middleware
-        async def record(request: web.Request, handler):
-            key = request.headers.get("Authorization", "").removeprefix("Key ")
-            path = request.path
-            if "/requests/" in path and path.endswith("/status"):
-                self.polls[path.split("/requests/")[1].split("/")[0]].append(key)
-            kind = ("upload" if path.endswith("/storage/upload/initiate") else
-                    "submit" if request.method == "POST" and path.startswith("/fal/queue/") else
-                    "file" if path.startswith("/files/") else None)
-            if kind == "submit":
-                self.submits.append(key)
-            delay = self.hold.get(kind or "")
-            if not delay:
-                return await handler(request)
-            self.arrived[kind].set()
-            if kind != "file":
-                await asyncio.sleep(delay)
-                return await handler(request)
-            # A download that stalls half-way, so the worker has a temp file open when it is killed.
-            response = await handler(request)
-            body = response.body
-            stream = web.StreamResponse(status=response.status, headers={"Content-Type": response.content_type,
-                                                                         "Content-Length": str(len(body))})
-            await stream.prepare(request)
-            await stream.write(body[: len(body) // 2])
-            self.arrived["file-half"].set()
-            await asyncio.sleep(delay)
-            await stream.write(body[len(body) // 2:])
-            await stream.write_eof()
-            return stream
-
-        return record
-
-
-async def start_sim(recording: Recording):
-    from agent_tools.simulator import SimSettings, Simulator
-
-    sim = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
-    sim.app.middlewares.append(recording.middleware())
-    await sim.start(host="127.0.0.1", port=0)
-    return sim
-
-
-def base_settings(tmp_path: Path, sim) -> dict[str, Any]:
-    return {"fal": {"queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
-            "wavespeed": {"base_url": sim.wavespeed_base_url},
-            "storage": {"database": str(tmp_path / "shared.db"), "media_dir": str(tmp_path / "media")},
-            "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
-            "quotas": {"default": {}}}
-
-
 async def spawn(base: dict[str, Any], key: str, command: str, *args: str, clock_offset: float = 0):
     env = {**os.environ, "CLOCK_OFFSET": str(clock_offset)}
     return await asyncio.create_subprocess_exec(
         sys.executable, __file__, "WORKER", json.dumps(base), key, command, *args, env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-async def finish(proc, timeout: float = 60) -> str:
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
-def rows(db_path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
-    with sqlite3.connect(db_path) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, args).fetchall()
-
-
-def books(db_path: Path) -> dict[str, int]:
-    """Settled spend against the audit, open holds, releases: the checks of test_ledger_processes."""
-    [holds] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_micros END), 0) AS settled,"
-                            " COALESCE(SUM(CASE WHEN state IN ('held','submitted') THEN estimate_micros END), 0) AS open,"
-                            " COALESCE(SUM(state = 'released'), 0) AS released, COUNT(*) AS holds FROM holds")
-    [audit] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN event = 'settled' THEN amount END), 0) AS settled,"
-                            " COALESCE(SUM(event = 'settled'), 0) AS settles,"
-                            " COALESCE(SUM(event = 'released'), 0) AS releases FROM audit")
-    return {"settled": holds["settled"], "open": holds["open"], "released": holds["released"],
-            "holds": holds["holds"], "audit_settled": audit["settled"], "audit_settles": audit["settles"],
-            "audit_releases": audit["releases"]}
 
 
 # -- two live processes -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ previous process left unfinished.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from .commands import CommandTree, install, payload, role_ids
 from .delivery import Deliveries
 from .payloads import payload_hash, validate_payload
 from .records import BotRecords
-from .state import BotState
+from .state import DELIVERY_LEASE_SECONDS, BotState
 from .views import CardButton, JobButton
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ MISSING_TOKEN = ("No Discord bot token: set DISCORD_TOKEN (or [discord] token in
 class VideoBot(discord.Client):
     def __init__(self, toolkit: Toolkit, *, clock: Callable[[], float] = time.time, progress_interval: float = 5.0,
                  expiry_margin: float = 60.0, check_seconds: float = 2.0, simulated: bool = False,
-                 force_sync: bool = False, intents: discord.Intents | None = None, **options: Any) -> None:
+                 force_sync: bool = False, delivery_lease: float = DELIVERY_LEASE_SECONDS,
+                 intents: discord.Intents | None = None, **options: Any) -> None:
         super().__init__(intents=intents or discord.Intents(guilds=True), **options)
         self.toolkit = toolkit
         self.clock = clock
@@ -53,9 +55,10 @@ class VideoBot(discord.Client):
         self.tz = ZoneInfo(toolkit.settings.quotas.timezone)
         self.tree = CommandTree(self)
         install(self.tree, toolkit.settings.discord)
-        self.state = BotState(toolkit.db, clock=clock)
+        self.state = BotState(toolkit.db, clock=clock, lease_seconds=delivery_lease)
         self.records = BotRecords(toolkit.db, clock=clock)
         self.deliveries = Deliveries(self)
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -77,6 +80,9 @@ class VideoBot(discord.Client):
         resumed = await self.deliveries.resume()
         if resumed:
             log.info("resumed %d Discord job(s) from before the restart: %s", len(resumed), ", ".join(resumed))
+        # Another bot process on this database may die: its deliveries are taken over once their
+        # claims lapse (checked every half lease).
+        self._watcher = asyncio.create_task(self.deliveries.watch(self.state.lease_seconds / 2))
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (application %s) in %d guild(s)", self.user, self.application_id, len(self.guilds))
@@ -126,6 +132,8 @@ class VideoBot(discord.Client):
         return synced
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self.deliveries.aclose()
         await super().close()
 

@@ -176,6 +176,7 @@ class Deliveries:
         self.bot = bot
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cards = Cards(self)
+        self._keeper: asyncio.Task[None] | None = None
 
     @property
     def toolkit(self) -> Toolkit:
@@ -267,7 +268,7 @@ class Deliveries:
         except Exception:
             await self._withdraw(interaction, render.INTERNAL_ERROR, original, message)
             raise
-        await self.bot.state.expect(job.id)
+        await self.bot.state.expect(job.id)  # a new job: this process claims its delivery
         budget = render.budget_line(await self.toolkit.quota_status(account))
         header = render.Header(cost=render.quote_text(estimate.quote), budget=budget,
                                warnings=self.toolkit.warnings.pop(job.id, ()), note=note)
@@ -290,12 +291,27 @@ class Deliveries:
     # -- following ---------------------------------------------------------------------------
 
     def follow(self, job: Job, reply: Reply, header: render.Header) -> asyncio.Task[None]:
+        """Follow a job whose delivery this process has claimed, until its outcome is posted."""
         task = self.tasks.get(job.id)
         if task is None or task.done():
             task = asyncio.create_task(self._follow(job, reply, header), name=f"discord-follow-{job.id}")
             self.tasks[job.id] = task
             task.add_done_callback(lambda t, j=job.id: self.tasks.pop(j, None) if self.tasks.get(j) is t else None)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_claims(), name="discord-delivery-claims")
         return task
+
+    async def _keep_claims(self) -> None:
+        """Renew the claims of the jobs being followed, a third of a lease apart, while there are any.
+        A follow that ended without posting (an error) is no longer renewed: its claim lapses and the
+        next ``resume`` here or in another process tries again."""
+        state = self.bot.state
+        while self.tasks:
+            await asyncio.sleep(state.lease_seconds / 3)
+            try:
+                await state.renew(list(self.tasks))
+            except Exception:
+                log.exception("renewing the delivery claims failed; they may lapse and be taken over")
 
     async def _follow(self, job: Job, reply: Reply, header: render.Header) -> None:
         interval = self.bot.progress_interval
@@ -339,6 +355,9 @@ class Deliveries:
 
     async def deliver(self, job: Job, reply: Reply, embed: discord.Embed) -> None:
         """Show the final state in the progress message, post the outcome, and remember that it was posted."""
+        if not await self.bot.state.claim(job.id):
+            log.info("job %s: another bot process holds its delivery now; it posts the result", job.id)
+            return
         await self._edit_progress(reply, embed=embed, view=None)
         message = None
         if job.state is JobState.SUCCEEDED:
@@ -429,15 +448,23 @@ class Deliveries:
     # -- restarts ----------------------------------------------------------------------------
 
     async def resume(self) -> list[str]:
-        """Follow or post every Discord job whose outcome was not posted yet; returns their ids."""
+        """Follow or post every Discord job whose outcome was not posted yet and whose delivery no
+        live process holds (claiming each: of several bot processes exactly one gets it); returns
+        their ids. Run at start-up and then every ``watch`` interval."""
         pending = await self.bot.state.pending()
         known = await self.bot.state.known()
         for job in await self.toolkit.engine.list(states=UNFINISHED, limit=10_000):
             if job.origin.get("surface") == "discord" and job.id not in known:
-                await self.bot.state.expect(job.id)
                 pending.append(job.id)
         resumed = []
         for job_id in pending:
+            if job_id in self.tasks and not self.tasks[job_id].done():
+                continue  # followed here already
+            if job_id in known:
+                if not await self.bot.state.claim(job_id):
+                    continue  # another live process took it first
+            elif not await self.bot.state.expect(job_id):
+                continue
             try:
                 job = await self.toolkit.engine.get(job_id)
             except JobNotFound:
@@ -451,12 +478,29 @@ class Deliveries:
             resumed.append(job_id)
         return resumed
 
+    async def watch(self, interval: float) -> None:
+        """Pick up, every ``interval`` seconds, deliveries whose process died (their claim lapsed)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                resumed = await self.resume()
+            except Exception:
+                log.exception("looking for undelivered jobs failed; trying again in %.0f s", interval)
+                continue
+            if resumed:
+                log.info("took over %d Discord delivery(ies) from a stopped process: %s", len(resumed),
+                         ", ".join(resumed))
+
     async def aclose(self) -> None:
         """Stop following (the jobs go on; the next start resumes them)."""
-        tasks = list(self.tasks.values())
+        tasks = list(self.tasks.values()) + ([self._keeper] if self._keeper else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self.bot.state.release()  # a clean stop hands its deliveries to the next process at once
+        except Exception:
+            log.warning("could not hand over this process's deliveries; they are taken once their claims lapse")
 
 
 def channel_is_nsfw(interaction: discord.Interaction) -> bool:

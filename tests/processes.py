@@ -1,0 +1,113 @@
+"""Helpers for tests that run several processes on one database against the simulator.
+
+The simulator runs in the test process; ``Recording`` (an aiohttp middleware added before it
+starts) records which process — told apart by its API key — made each provider call, and can hold
+a chosen call (an upload, a submit, a file download) open so a worker can be killed at an exact
+point of a job's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from agent_tools.config import Settings
+
+
+def settings_for(base: dict[str, Any], key: str) -> Settings:
+    data = json.loads(json.dumps(base))
+    data["fal"]["key"] = key
+    data["wavespeed"]["key"] = key
+    return Settings.model_validate(data)
+
+
+class Recording:
+    """Provider calls seen by the simulator, by process key; and calls to hold open on request."""
+
+    def __init__(self) -> None:
+        self.polls: dict[str, list[str]] = defaultdict(list)  # request id → keys, in order
+        self.submits: list[str] = []
+        self.hold: dict[str, float] = {}  # "upload" / "submit" / "file" → seconds to hold it
+        self.arrived: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def middleware(self):
+        from aiohttp import web
+
+        @web.middleware
+        async def record(request: web.Request, handler):
+            key = request.headers.get("Authorization", "").removeprefix("Key ")
+            path = request.path
+            if "/requests/" in path and path.endswith("/status"):
+                self.polls[path.split("/requests/")[1].split("/")[0]].append(key)
+            kind = ("upload" if path.endswith("/storage/upload/initiate") else
+                    "submit" if request.method == "POST" and path.startswith("/fal/queue/") else
+                    "file" if path.startswith("/files/") else None)
+            if kind == "submit":
+                self.submits.append(key)
+            delay = self.hold.get(kind or "")
+            if not delay:
+                return await handler(request)
+            self.arrived[kind].set()
+            if kind != "file":
+                await asyncio.sleep(delay)
+                return await handler(request)
+            # A download that stalls half-way, so the worker has a temp file open when it is killed.
+            response = await handler(request)
+            body = response.body
+            stream = web.StreamResponse(status=response.status, headers={"Content-Type": response.content_type,
+                                                                         "Content-Length": str(len(body))})
+            await stream.prepare(request)
+            await stream.write(body[: len(body) // 2])
+            self.arrived["file-half"].set()
+            await asyncio.sleep(delay)
+            await stream.write(body[len(body) // 2:])
+            await stream.write_eof()
+            return stream
+
+        return record
+
+
+async def start_sim(recording: Recording):
+    from agent_tools.simulator import SimSettings, Simulator
+
+    sim = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
+    sim.app.middlewares.append(recording.middleware())
+    await sim.start(host="127.0.0.1", port=0)
+    return sim
+
+
+def base_settings(tmp_path: Path, sim) -> dict[str, Any]:
+    return {"fal": {"queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
+            "wavespeed": {"base_url": sim.wavespeed_base_url},
+            "storage": {"database": str(tmp_path / "shared.db"), "media_dir": str(tmp_path / "media")},
+            "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
+            "quotas": {"default": {}}}
+
+
+async def finish(proc, timeout: float = 60) -> str:
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def rows(db_path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
+    with sqlite3.connect(db_path) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, args).fetchall()
+
+
+def books(db_path: Path) -> dict[str, int]:
+    """Settled spend against the audit, open holds, releases: the checks of test_ledger_processes."""
+    [holds] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_micros END), 0) AS settled,"
+                            " COALESCE(SUM(CASE WHEN state IN ('held','submitted') THEN estimate_micros END), 0) AS open,"
+                            " COALESCE(SUM(state = 'released'), 0) AS released, COUNT(*) AS holds FROM holds")
+    [audit] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN event = 'settled' THEN amount END), 0) AS settled,"
+                            " COALESCE(SUM(event = 'settled'), 0) AS settles,"
+                            " COALESCE(SUM(event = 'released'), 0) AS releases FROM audit")
+    return {"settled": holds["settled"], "open": holds["open"], "released": holds["released"],
+            "holds": holds["holds"], "audit_settled": audit["settled"], "audit_settles": audit["settles"],
+            "audit_releases": audit["releases"]}
