@@ -397,3 +397,64 @@ def test_the_server_is_built_from_the_toolkit_only(kit):
     server = VideogenServer(kit, lambda ctx: ALICE, local_files=False, origin={"transport": "test"})
     assert server.origin == {"surface": "mcp", "transport": "test"}
     assert [t.name for t in server.tools][:len(CATALOG)] == list(CATALOG)
+
+
+# -- cancellation -------------------------------------------------------------------------------
+
+async def cancel_mid_generation(client, tool: str, arguments: dict, when: str = "") -> tuple[str, list[str]]:
+    """Call a generation and cancel the call (a user pressing stop) once a progress message names the
+    job and contains ``when``; returns the job id the first message named and every message heard."""
+    import anyio
+
+    heard: list[str] = []
+    seen = anyio.Event()
+
+    async def on_progress(progress, total, message):
+        heard.append(message or "")
+        if re.search(r"job \w+:", message or "") and when in (message or ""):
+            seen.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: client.call_tool(tool, arguments, progress_callback=on_progress))
+        await seen.wait()
+        group.cancel_scope.cancel()
+    return re.search(r"job (\w+):", heard[0]).group(1), heard
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("when", ["", "[running"])  # before it reached the provider; while it runs there
+async def test_a_cancelled_generation_call_cancels_its_job_and_costs_nothing(tmp_path, sim, mode, when):
+    async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "5"})) as kit:
+        async with Client(serve(kit, ALICE), mode=mode) as client:
+            job_id, heard = await cancel_mid_generation(client, "pika_text_to_video",
+                                                        {"prompt": "[sim:slow=30] x"}, when)
+            job = await kit.wait_for_job(ALICE, job_id, timeout=20)  # the server cancels it at the provider
+            jobs = await client.call_tool("list_jobs", {})
+        assert job.state.value == "cancelled", job
+        [status] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
+        assert status.used == 0 and status.remaining == 5_000_000  # the hold was released, nothing charged
+        assert jobs.structured_content["jobs"][0]["job_id"] == job_id
+        assert heard[0].startswith("[pending · 0 s] job ") and "reserved $0.20" in heard[0]
+        assert all(f"job {job_id}:" in m for m in heard)  # every notification names the job, the first included
+        if when:
+            assert any(m.startswith("[running") for m in heard) and job.request_id  # it was at the provider
+
+
+async def test_a_job_the_provider_finishes_despite_the_cancel_is_kept_listed_and_charged(tmp_path):
+    """A running job asked to stop may still finish (here the simulator takes 30 s to stop one that
+    ends in 1 s): as with cancel_job, its output is kept and listed, and it is charged."""
+    simulator = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15, cancel_seconds=30))
+    await simulator.start(host="127.0.0.1", port=0)
+    try:
+        async with await Toolkit.open(make_settings(tmp_path, simulator, {"daily_usd": "5"})) as kit:
+            async with Client(serve(kit, ALICE), mode="legacy") as client:
+                job_id, _ = await cancel_mid_generation(client, "pika_text_to_video", {"prompt": "[sim:slow=1] x"},
+                                                        "[running")
+                job = await kit.wait_for_job(ALICE, job_id, timeout=20)
+                listed = await client.call_tool("list_jobs", {})
+            [status] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
+    finally:
+        await simulator.stop()
+    assert job.state.value == "succeeded" and job.outputs[0].get("path")
+    assert listed.structured_content["jobs"][0]["output_url"]
+    assert status.used == 200_000

@@ -21,9 +21,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from agent_tools.config import Settings
-from agent_tools.mcp_server.server import WAIT_SECONDS, running_http
+from agent_tools.agent.schemas import WAIT_SECONDS
+from agent_tools.mcp_server.server import running_http
 from agent_tools.simulator import SimSettings, Simulator
-from agent_tools.toolkit import Toolkit
+from agent_tools.toolkit import Account, Toolkit
+
+from test_mcp_server import cancel_mid_generation
 
 MODES = ["legacy", "auto"]
 SERVER = [sys.executable, "-m", "agent_tools.cli"]  # = the `videogen` script
@@ -102,6 +105,21 @@ async def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
     assert b"SIMULATED" in errors and b"stdio" in errors
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_compact_mode_and_a_client_side_cancel_of_a_slow_job(tmp_path, mode):
+    params = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], "mcp", "--simulate", "--tools", "compact"],
+                                   env=server_env(tmp_path), cwd=str(tmp_path))
+    async with Client(params, mode=mode) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        job_id, heard = await cancel_mid_generation(
+            client, "generate", {"model": "pika_text_to_video", "arguments": {"prompt": "[sim:slow=60] x"}}, "[running")
+        final = await client.call_tool("wait_for_job", {"job_id": job_id, WAIT_SECONDS: 30})
+    assert "generate" in tools and "pika_text_to_video" not in tools and len(tools) == 9
+    assert all(f"job {job_id}:" in m for m in heard)
+    assert final.structured_content["state"] == "cancelled", text_of(final)
+    assert final.structured_content["cost_status"] == "not charged"
+
+
 # -- HTTP in process ------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -175,6 +193,17 @@ async def test_http_tokens_keep_accounts_apart(http):
     async with transport, client:
         peek = await client.call_tool("get_job", {"job_id": made.structured_content["job_id"]})
     assert peek.is_error and "No job" in text_of(peek)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_http_a_client_side_cancel_cancels_the_job(http, mode):
+    url, tokens, kit = http
+    transport, client = http_client(url, tokens["alice"], mode)
+    async with transport, client:
+        job_id, _ = await cancel_mid_generation(client, "pika_text_to_video", {"prompt": "[sim:slow=60] x"},
+                                                "[running")
+    job = await kit.wait_for_job(Account("alice"), job_id, timeout=30)
+    assert job.state.value == "cancelled" and job.actual_micros == 0
 
 
 @pytest.mark.parametrize("header", [None, "Bearer vg_not-a-real-token", "Basic YWxpY2U6cHc=", "Bearer"])
