@@ -14,7 +14,7 @@ from ..money import format_usd
 
 PALETTE = ("#2563eb", "#db2777", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#dc2626",
            "#4b5563", "#65a30d")
-WIDTH, HEIGHT, TOP, BOTTOM, LEFT = 720, 240, 12, 28, 56
+WIDTH, HEIGHT, TOP, BOTTOM, LEFT = 720, 240, 12, 28, 64
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def stacked_spend(series: dict[str, dict[str, int]], days: list[date], *, what: 
         y = TOP + plot_h * (1 - fraction)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" class="gridline"/>'
                      f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
-                     f'{format_usd(round(peak * fraction))}</text>')
+                     f'{format_usd(round(peak * fraction, -4))}</text>')  # to the cent
     label_every = max(1, len(days) // 8)
     for i, day in enumerate(days):
         x = LEFT + i * slot + (slot - bar_w) / 2
