@@ -219,6 +219,31 @@ class PollingSettings(_Section):
         return self
 
 
+class FailoverSettings(_Section):
+    """Sending a job to the same model on another provider when the chosen one refuses it unsent."""
+
+    enabled: bool = Field(default=True, description="fail over to an equivalent endpoint (catalog EQUIVALENTS)")
+    max_price_increase: Decimal = Field(
+        default=Decimal("0"), ge=0, le=1000,
+        description="percent the equivalent may cost above the quote the user accepted (0: never more)")
+    disabled_tools: list[str] = Field(default_factory=list, description="tools that never fail over")
+
+    @field_validator("disabled_tools")
+    @classmethod
+    def _known_tools(cls, tools: list[str]) -> list[str]:
+        unknown = [t for t in tools if t not in CATALOG]
+        if unknown:
+            raise ValueError(f"unknown tool {', '.join(unknown)}; tools are {', '.join(CATALOG)}")
+        return tools
+
+    def allows(self, tool: str) -> bool:
+        return self.enabled and tool not in self.disabled_tools
+
+    def price_ceiling(self, quoted_micros: int) -> int:
+        """The most an equivalent may cost in place of a run quoted at ``quoted_micros``."""
+        return int(quoted_micros * (100 + self.max_price_increase) // 100)
+
+
 class Settings(_Section):
     fal: FalSettings = Field(default_factory=FalSettings)
     wavespeed: WaveSpeedSettings = Field(default_factory=WaveSpeedSettings)
@@ -229,6 +254,7 @@ class Settings(_Section):
     mcp: McpSettings = Field(default_factory=McpSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
+    failover: FailoverSettings = Field(default_factory=FailoverSettings)
     prices: dict[str, dict[str, Decimal]] = Field(
         default_factory=dict, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
 

@@ -173,6 +173,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE discord_deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
     CREATE INDEX discord_deliveries_undelivered ON discord_deliveries(delivered_at, lease_until)
     """,
+    # 7: failover — a job sent to the same model on another provider records where it was meant to
+    # run and why it moved (from_tool, from_provider, reason, the refusal), as JSON; {} if it did not.
+    """
+    ALTER TABLE jobs ADD COLUMN failover TEXT NOT NULL DEFAULT '{}'
+    """,
 )
 
 

@@ -39,7 +39,7 @@ from .db import Database, DatabaseUnavailable, placeholders
 from .errors import UserError
 from .media import MediaError, MediaMismatch, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
-from .providers.errors import SUBMIT_OUTCOME_UNKNOWN, ErrorKind, ProviderError
+from .providers.errors import SUBMIT_OUTCOME_UNKNOWN, ErrorKind, ProviderError, refused_unsent
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ SUBMIT_LEASE_SECONDS = 300.0
 MAX_STATUS_FAILURES = 8
 MAX_RESULT_ATTEMPTS = 4
 MAX_DOWNLOAD_ATTEMPTS = 3
-JSON_COLUMNS = frozenset({"params", "outputs", "logs", "origin"})
+JSON_COLUMNS = frozenset({"params", "outputs", "logs", "origin", "failover"})
 
 
 class JobState(StrEnum):
@@ -109,11 +109,13 @@ class Job:
     finished_at: float | None = None
     owner: str | None = None
     lease_until: float = 0.0
+    failover: dict[str, Any] = field(default_factory=dict)
+    """Set when the job runs on an equivalent endpoint: from_tool, from_provider, reason."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> "Job":
         data = dict(row)
-        for key in ("params", "logs", "outputs", "origin"):
+        for key in JSON_COLUMNS:
             data[key] = json.loads(data[key])
         data["state"] = JobState(data["state"])
         data["cancel_requested"] = bool(data["cancel_requested"])
@@ -137,6 +139,14 @@ class Job:
 
     def elapsed(self, now: float) -> float:
         return (self.finished_at or now) - self.created_at
+
+    @property
+    def failover_note(self) -> str | None:
+        """Which provider ran the job and why, when it is not the one the user picked; else None."""
+        if not self.failover:
+            return None
+        return (f"Ran on {self.provider} ({self.tool}) instead of {self.failover.get('from_provider')} "
+                f"({self.failover.get('from_tool')}): {self.failover.get('reason')}.")
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,26 @@ class Settlement(Protocol):
 
 
 EventCallback = Callable[[JobEvent], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Reroute:
+    """Where a job refused unsent goes instead: the same model on another provider (the Toolkit's
+    failover builds it). ``payload`` is the provider body (never stored); ``tx_hook`` runs in the
+    transaction that moves the job (the ledger's hold follows it, or the move is refused)."""
+
+    tool: str
+    provider: str
+    endpoint_id: str
+    params: dict[str, Any]
+    estimate_micros: int
+    payload: dict[str, Any]
+    reason: str
+    tx_hook: Callable[[aiosqlite.Connection, "Job"], Awaitable[None]] | None = None
+
+
+RerouteHook = Callable[["Job", ProviderError], Awaitable["Reroute | str | None"]]
+"""Asked once when a submit is refused unsent: a ``Reroute``, or why not (str), or None (no equivalent)."""
 
 
 def _state_message(job: Job) -> str:
@@ -211,20 +241,21 @@ class JobEngine:
 
     async def create(self, *, account: str, tool: str, params: Mapping[str, Any], estimate_micros: int,
                      hold_id: str | None = None, idempotency_key: str | None = None,
-                     origin: Mapping[str, Any] | None = None, tx: aiosqlite.Connection | None = None) -> Job:
+                     origin: Mapping[str, Any] | None = None, failover: Mapping[str, Any] | None = None,
+                     tx: aiosqlite.Connection | None = None) -> Job:
         """Record a job before anything is sent. ``params`` must already be public (secrets masked)."""
         spec = CATALOG[tool]
         now = self.clock()
         job = Job(id=uuid.uuid4().hex[:16], account=account, tool=tool, provider=spec.provider.value,
                   endpoint_id=spec.endpoint_id, params=dict(params), state=JobState.PENDING,
                   estimate_micros=estimate_micros, created_at=now, updated_at=now, hold_id=hold_id,
-                  idempotency_key=idempotency_key, origin=dict(origin or {}))
+                  idempotency_key=idempotency_key, origin=dict(origin or {}), failover=dict(failover or {}))
         sql = ("INSERT INTO jobs(id, account, tool, provider, endpoint_id, params, state, estimate_micros, hold_id,"
-               " idempotency_key, origin, owner, lease_until, created_at, updated_at)"
-               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+               " idempotency_key, origin, failover, owner, lease_until, created_at, updated_at)"
+               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         args = (job.id, account, tool, job.provider, job.endpoint_id, json.dumps(job.params), job.state.value,
-                estimate_micros, hold_id, idempotency_key, json.dumps(job.origin), self.owner,
-                now + SUBMIT_LEASE_SECONDS, now, now)
+                estimate_micros, hold_id, idempotency_key, json.dumps(job.origin), json.dumps(job.failover),
+                self.owner, now + SUBMIT_LEASE_SECONDS, now, now)
         if tx is not None:
             await tx.execute(sql, args)
             await self._event(tx, job.id, None, JobState.PENDING, "created", now)
@@ -408,9 +439,13 @@ class JobEngine:
 
     # -- submit -----------------------------------------------------------------------------
 
-    async def submit(self, job: Job, payload: Mapping[str, Any]) -> Job:
+    async def submit(self, job: Job, payload: Mapping[str, Any], *, reroute: RerouteHook | None = None) -> Job:
         """Send a pending job to its provider. ``payload`` is the provider body (secrets included;
-        it is never stored). Returns the job queued, failed (refused: nothing to pay) or unknown."""
+        it is never stored). Returns the job queued, failed (refused: nothing to pay) or unknown.
+
+        ``reroute``: asked when the provider refused the submit *certainly unsent* for a reason of
+        its own (``refused_unsent``); a ``Reroute`` moves the job to the equivalent endpoint and
+        sends it there, once. Never after an unknown outcome: that job may exist (and be billed)."""
         sending = await self._transition(job.id, JobState.SUBMITTING, {JobState.PENDING}, "sending to provider",
                                          lease_until=self.clock() + SUBMIT_LEASE_SECONDS)
         if sending is None:
@@ -426,8 +461,14 @@ class JobEngine:
                     error=(f"{exc.message} The request may have reached {job.provider}; it was not resent, to avoid "
                            "paying twice. An operator can check the provider dashboard and resolve it."))
             else:
+                why_not = None
+                if reroute is not None and refused_unsent(exc):
+                    moved, why_not = await self._reroute(job, exc, reroute)
+                    if moved is not None:
+                        return await self.submit(moved[0], moved[1])
+                extra = f" It was not sent to another provider instead: {why_not}." if why_not else ""
                 done = await self._transition(job.id, JobState.FAILED, {JobState.SUBMITTING}, "refused at submit",
-                                              error_kind=exc.kind.value, error=exc.message)
+                                              error_kind=exc.kind.value, error=exc.message + extra)
             job = done or await self.get(job.id)
             self._emit(job)
             return job
@@ -450,6 +491,40 @@ class JobEngine:
         job = queued or await self.get(job.id)
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
+
+    async def _reroute(self, job: Job, exc: ProviderError,
+                       hook: RerouteHook) -> tuple[tuple[Job, dict[str, Any]] | None, str | None]:
+        """Move a job refused unsent to the endpoint ``hook`` picks, back to ``pending``, in one
+        transaction with the ledger's side; ((job, payload), None), or (None, why not)."""
+        try:
+            plan = await hook(job, exc)
+        except Exception:  # a broken failover must not hide the provider's own refusal
+            log.exception("failover for job %s could not be prepared", job.id)
+            return None, "preparing the failover failed"
+        if not isinstance(plan, Reroute):
+            return None, plan
+        record = {"from_tool": job.tool, "from_provider": job.provider, "from_endpoint_id": job.endpoint_id,
+                  "reason": plan.reason, "error_kind": exc.kind.value, "error": exc.message}
+        now = self.clock()
+        try:
+            async with self.db.transaction() as tx:
+                cursor = await tx.execute(
+                    "UPDATE jobs SET state = ?, tool = ?, provider = ?, endpoint_id = ?, params = ?, estimate_micros = ?,"
+                    " failover = ?, updated_at = ?, lease_until = ? WHERE id = ? AND state = ? AND owner = ?",
+                    (JobState.PENDING.value, plan.tool, plan.provider, plan.endpoint_id, json.dumps(plan.params),
+                     plan.estimate_micros, json.dumps(record), now, now + SUBMIT_LEASE_SECONDS, job.id,
+                     JobState.SUBMITTING.value, self.owner))
+                if cursor.rowcount != 1:
+                    return None, "the job was taken over by another process"
+                await self._event(tx, job.id, JobState.SUBMITTING, JobState.PENDING,
+                                  f"failover to {plan.provider} ({plan.tool}): {plan.reason}", now)
+                moved = Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job.id,))).fetchone())
+                if plan.tx_hook is not None:
+                    await plan.tx_hook(tx, moved)
+        except UserError as refused:  # the ledger refused the dearer run: nothing was moved
+            return None, f"{plan.tool} would cost more than the limits allow ({refused.message})"
+        self._emit(moved, f"{job.provider} refused the submit ({exc.kind.value}); sending it to {plan.provider} instead")
+        return (moved, plan.payload), None
 
     # -- tracking ---------------------------------------------------------------------------
 

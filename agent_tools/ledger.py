@@ -541,6 +541,43 @@ class Ledger:
         async with self.db.transaction() as own:
             return await apply(own)
 
+    async def move_hold(self, hold_id: str, who: Requester, *, tool: str, estimate_micros: int, what: str,
+                        tx: aiosqlite.Connection) -> None:
+        """A failover moved this open hold's job to ``tool``, which costs ``estimate_micros``.
+
+        A cheaper or equal run keeps the hold as it is (the job settles at its own, lower cost); a
+        dearer one raises the hold by the difference only if the money limits allow it (else
+        ``QuotaExceeded``, and the caller's transaction, with the move, rolls back). The raise is
+        audited as ``estimate_raised`` and added to the running totals in this same transaction.
+        """
+        row = await (await tx.execute(
+            f"SELECT account, guild_id, created_at, estimate_micros FROM holds WHERE id = ? AND state IN"
+            f" ({placeholders(OPEN_STATES)})", (hold_id, *OPEN_STATES))).fetchone()
+        if row is None:
+            raise UserError(f"Hold {hold_id} is no longer open, so its job cannot be moved.")
+        account, guild_id, created_at, held = tuple(row)
+        raise_by = estimate_micros - held
+        if raise_by > 0:
+            now = self.clock()
+
+            async def run(sql: str, args: Sequence[Any]) -> Any:
+                return await (await tx.execute(sql, args)).fetchall()
+
+            await totals.ensure(tx, self.tz)
+            limits = await self.effective_limits(who, tx)
+            used = await self._usage(run, limits, now)
+            for (scope, scope_id), scope_limits in limits.items():
+                money_only = Limits(scope_limits.daily_micros, scope_limits.monthly_micros)  # still one job
+                self._check(scope, money_only, used[(scope, scope_id)], raise_by, what, now)
+            await tx.execute("UPDATE holds SET estimate_micros = ?, tool = ?, updated_at = ? WHERE id = ?",
+                             (estimate_micros, tool, now, hold_id))
+            await self._audit(tx, hold_id, account, "estimate_raised", raise_by, f"failover to {tool}", account, now)
+            await totals.add(tx, totals.keys_of(account, guild_id, created_at, self.tz),
+                             totals.Total(raise_by, 0, 0))
+        else:
+            await tx.execute("UPDATE holds SET tool = ? WHERE id = ?", (tool, hold_id))
+            await self._audit(tx, hold_id, account, "rerouted", None, f"failover to {tool}", account)
+
     async def mark_submitted(self, hold_id: str, job_id: str, *, tx: aiosqlite.Connection | None = None) -> bool:
         return await self._transition(hold_id, "submitted", ("held",), job_id=job_id, tx=tx)
 
@@ -682,13 +719,17 @@ class Ledger:
 
 
 def _audit_differences(holds: Sequence[Any], audit: Sequence[Any]) -> list[str]:
-    """Each hold must have one ``reserve`` row for its estimate and, once closed, end with the
-    audit row of its state for its charge; no audit row may name a hold that does not exist."""
+    """Each hold must have one ``reserve`` row, which with any ``estimate_raised`` rows makes its
+    estimate, and, once closed, end with the audit row of its state for its charge; no audit row
+    may name a hold that does not exist."""
     reserves: dict[str, list[int]] = {}
+    raised: dict[str, int] = {}
     last_end: dict[str, tuple[str, int | None]] = {}
     for hold_id, event, amount in audit:
         if event == "reserve":
             reserves.setdefault(hold_id, []).append(amount)
+        elif event == "estimate_raised":  # a failover to a dearer equivalent (move_hold)
+            raised[hold_id] = raised.get(hold_id, 0) + amount
         elif event in ("settled", "released"):
             last_end[hold_id] = (event, amount)
     problems = []
@@ -696,7 +737,7 @@ def _audit_differences(holds: Sequence[Any], audit: Sequence[Any]) -> list[str]:
     for h in holds:
         known.add(h["id"])
         amounts = reserves.get(h["id"], [])
-        if amounts != [h["estimate_micros"]]:
+        if len(amounts) != 1 or amounts[0] + raised.get(h["id"], 0) != h["estimate_micros"]:
             problems.append(f"hold {h['id']}: the audit has reserve amount(s) {amounts}, the hold's estimate is "
                             f"{h['estimate_micros']}")
         end = last_end.get(h["id"])
@@ -706,7 +747,7 @@ def _audit_differences(holds: Sequence[Any], audit: Sequence[Any]) -> list[str]:
         elif end is None or end[0] != h["state"] or end[1] != h["actual_micros"]:
             problems.append(f"hold {h['id']} is {h['state']} at {h['actual_micros']} but the audit's last word is "
                             f"{end[0] + ' at ' + str(end[1]) if end else 'nothing'}")
-    for hold_id in sorted((set(reserves) | set(last_end)) - known):
+    for hold_id in sorted((set(reserves) | set(raised) | set(last_end)) - known):
         problems.append(f"the audit names hold {hold_id}, which does not exist")
     return problems
 

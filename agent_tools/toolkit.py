@@ -22,15 +22,16 @@ from pathlib import Path
 
 import aiosqlite
 
-from .catalog import CATALOG, ModelInput, ModelSpec, OutputKind, Quote, get
+from .catalog import CATALOG, EQUIVALENTS, ModelInput, ModelSpec, NotEquivalent, OutputKind, Quote, get, translate
 from .config import Settings
 from .db import Database
 from .errors import UserError
 from .followups import ANIMATE_TOOL, animate_arguments, reroll_arguments
-from .jobs import EventCallback, Job, JobEngine, JobEventRow, JobNotFound, JobState
+from .jobs import EventCallback, Job, JobEngine, JobEventRow, JobNotFound, JobState, Reroute
 from .ledger import AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, SpendRow, TokenInfo
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
+from .money import format_usd
 from .providers.errors import ProviderError
 
 LOCAL_ACCOUNT = "local"
@@ -172,15 +173,56 @@ class Toolkit:
         params = spec.validate(arguments)
         return Estimate(spec, params, spec.price(params, self.settings.price_overrides(spec.tool)))
 
+    def equivalent(self, spec: ModelSpec, params: ModelInput) -> Estimate | str | None:
+        """The same request on another provider that failover may use (same model, a key configured,
+        the choices all mappable, the price within ``[failover] max_price_increase``); else why not
+        (a sentence), or None when failover is off for this tool or it has no equivalent."""
+        failover = self.settings.failover
+        pairs = EQUIVALENTS.get(spec.tool, ())
+        if not pairs or not failover.allows(spec.tool):
+            return None
+        ceiling = failover.price_ceiling(spec.price(params, self.settings.price_overrides(spec.tool)).micros)
+        reasons = []
+        for pair in pairs:
+            target = CATALOG[pair.target]
+            if target.provider.value not in self.adapters:
+                reasons.append(f"no {target.provider.value} key is configured for {target.tool}")
+                continue
+            try:
+                mapped = translate(pair, target, params)
+            except NotEquivalent as exc:
+                reasons.append(f"{target.tool} cannot run it: {exc}")
+                continue
+            quote = target.price(mapped, self.settings.price_overrides(target.tool))
+            if quote.micros > ceiling:
+                reasons.append(f"{target.tool} costs {quote.usd}, above the {format_usd(ceiling)} allowed "
+                               f"([failover] max_price_increase = {failover.max_price_increase} %)")
+                continue
+            return Estimate(target, mapped, quote)
+        return "; ".join(reasons)
+
+    def _route(self, estimate: Estimate) -> tuple[Estimate, dict[str, Any] | None]:
+        """The estimate to run, moved to an equivalent provider when the chosen one has no key
+        (with the failover record for the job), or ``UserError`` naming the key to set."""
+        provider = estimate.spec.provider.value
+        if provider in self.adapters:
+            return estimate, None
+        other = self.equivalent(estimate.spec, estimate.params)
+        if not isinstance(other, Estimate):
+            raise UserError(MISSING_KEY[provider] + (f" It cannot fail over: {other}." if other else ""))
+        record = {"from_tool": estimate.spec.tool, "from_provider": provider,
+                  "from_endpoint_id": estimate.spec.endpoint_id, "reason": f"no {provider} key is configured"}
+        return other, record
+
     async def preflight(self, account: Account, tool: str, arguments: Mapping[str, Any], *,
                         allow_local_files: bool = True) -> Estimate:
         """Everything ``generate`` would refuse before paying, checked without writing anything:
         the arguments, the inputs, a provider key, and every quota (read-only). A surface that must
-        answer privately when refused (Discord) asks this first; ``generate`` checks again."""
+        answer privately when refused (Discord) asks this first; ``generate`` checks again. The
+        estimate is the one that will run (an equivalent provider's when the chosen one has no key)."""
         estimate = self.estimate(tool, arguments)
         check_inputs(estimate.spec, estimate.params, allow_local=allow_local_files)
-        if estimate.spec.provider.value not in self.adapters:
-            raise UserError(MISSING_KEY[estimate.spec.provider.value])
+        estimate, _ = self._route(estimate)
         await self.ledger.check(account.requester, estimate.quote.micros, tool=estimate.spec.tool,
                                 what=_what(estimate.spec))
         return estimate
@@ -204,17 +246,17 @@ class Toolkit:
             if existing is not None:
                 return await self._follow(existing, wait, on_event)
         estimate = self.estimate(tool, arguments)
+        check_inputs(estimate.spec, estimate.params, allow_local=allow_local_files)
+        estimate, moved = self._route(estimate)
         spec, params = estimate.spec, estimate.params
-        check_inputs(spec, params, allow_local=allow_local_files)
-        adapter = self.adapters.get(spec.provider.value)
-        if adapter is None:
-            raise UserError(MISSING_KEY[spec.provider.value])
+        adapter = self.adapters[spec.provider.value]
         created: list[Job] = []
 
         async def record_job(tx: aiosqlite.Connection, hold_id: str) -> str:
             job = await self.engine.create(
                 account=account.name, tool=spec.tool, params=params.public_params(),
-                estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin, tx=tx)
+                estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin,
+                failover=moved, tx=tx)
             created.append(job)
             return job.id
 
@@ -239,8 +281,38 @@ class Toolkit:
             await asyncio.shield(self.engine.fail_pending(job.id, "abandoned before submit",
                                                           "Stopped before it was sent; nothing was charged."))
             raise
-        job = await self.engine.submit(job, ready.provider_payload())
+        # A job already moved (no key for its provider) is not moved again: failover happens once.
+        reroute = None if moved else self._failover_hook(account, estimate)
+        job = await self.engine.submit(job, ready.provider_payload(), reroute=reroute)
         return await self._follow(job, wait, on_event)
+
+    def _failover_hook(self, account: Account, estimate: Estimate) -> Callable[[Job, ProviderError],
+                                                                             Awaitable[Reroute | str | None]]:
+        """What the engine asks when ``estimate``'s provider refused the submit unsent: the same
+        request on the equivalent endpoint, its inputs uploaded there, its hold moved along (raised
+        only within the quota), or why it cannot move."""
+
+        async def reroute(job: Job, exc: ProviderError) -> Reroute | str | None:
+            other = self.equivalent(estimate.spec, estimate.params)
+            if not isinstance(other, Estimate):
+                return other
+            target = other.spec
+            try:
+                ready = await prepare_inputs(target, other.params, self.adapters[target.provider.value])
+            except (MediaError, ProviderError) as upload:
+                return f"uploading the input to {target.provider.value} failed ({upload})"
+
+            async def move_hold(tx: aiosqlite.Connection, moved: Job) -> None:
+                if moved.hold_id:
+                    await self.ledger.move_hold(moved.hold_id, account.requester, tool=target.tool,
+                                                estimate_micros=other.quote.micros, what=_what(target), tx=tx)
+
+            return Reroute(tool=target.tool, provider=target.provider.value, endpoint_id=target.endpoint_id,
+                           params=ready.public_params(), estimate_micros=other.quote.micros,
+                           payload=ready.provider_payload(), tx_hook=move_hold,
+                           reason=f"{job.provider} refused the submit ({exc.kind.value.replace('_', ' ')})")
+
+        return reroute
 
     async def _job_for_key(self, key: str) -> Job:
         job = await self.engine.find_by_idempotency_key(key)

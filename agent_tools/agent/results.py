@@ -137,12 +137,14 @@ def job_structured(job: Job, *, now: float, show_paths: bool, limits: Sequence[L
         "outputs": output_items(job, show_paths=show_paths),
         "seed": job.seed, "queue_position": job.queue_position,
         "elapsed_seconds": round(job.elapsed(now), 1),
-        "error": job.error, "error_kind": job.error_kind,
+        "error": job.error, "error_kind": job.error_kind, "provider": job.provider,
         "next_step": next_step(job, show_paths=show_paths),
         "warnings": list(warnings),
     }
     if message:
         data["message"] = message
+    if job.failover_note:
+        data["failover"] = job.failover_note
     if limits is not None:
         data["budget"] = budget_items(limits)
     if job.origin.get("simulated"):
@@ -163,6 +165,8 @@ def job_text(job: Job, *, now: float, show_paths: bool, limits: Sequence[LimitSt
     lines = [head]
     if message:
         lines.append(message)
+    if job.failover_note:
+        lines.append(job.failover_note)
     noun = "Image" if job.tool in _IMAGE_TOOLS else "Video"
     for i, output in enumerate(job.outputs):
         label = noun if len(job.outputs) == 1 else f"{noun} {i + 1}"

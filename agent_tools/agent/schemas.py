@@ -55,6 +55,8 @@ JOB_OUTPUT_SCHEMA: dict[str, Any] = {
             "type": "object", "properties": {"url": {"type": "string"}, "path": _nullable("string")},
             "required": ["url"]}},
         "error": _nullable("string"),
+        "provider": {"type": "string"},
+        "failover": {"type": "string", "description": "which provider ran the job and why, when not the chosen one"},
         "next_step": {"type": "string"},
         "budget": {"type": "array", "items": {"type": "object"}},
     },

@@ -9,6 +9,7 @@ import difflib
 
 from ..errors import UnknownTool
 from . import hailuo, hunyuan, pika, sora, veo
+from .equivalents import Equivalent, NotEquivalent, index, translate
 from .labels import SAFETY_FIELDS, SHORT
 from .pricing import PRICES_AS_OF
 from .spec import Category, ModelInput, ModelSpec, OutputKind, Provider, Quote, Rate
@@ -17,6 +18,9 @@ CATALOG: dict[str, ModelSpec] = {
     spec.tool: spec
     for spec in (*hunyuan.SPECS[:3], *pika.SPECS, *veo.SPECS, *sora.SPECS, *hailuo.SPECS, hunyuan.HUNYUAN_IMAGE_V3)
 }
+
+EQUIVALENTS: dict[str, tuple[Equivalent, ...]] = index(hunyuan.EQUIVALENTS, CATALOG)
+"""Tool → the same model on other providers (for failover), declared beside the specs."""
 
 
 def get(name: str) -> ModelSpec:
@@ -33,5 +37,5 @@ def get(name: str) -> ModelSpec:
     raise UnknownTool(name, close, names)
 
 
-__all__ = ["CATALOG", "PRICES_AS_OF", "Category", "ModelInput", "ModelSpec", "OutputKind", "Provider",
+__all__ = ["CATALOG", "EQUIVALENTS", "Equivalent", "NotEquivalent", "translate", "PRICES_AS_OF", "Category", "ModelInput", "ModelSpec", "OutputKind", "Provider",
            "Quote", "Rate", "SAFETY_FIELDS", "SHORT", "get"]

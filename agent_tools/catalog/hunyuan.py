@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..money import ceil_div, format_usd, usd
+from .equivalents import Equivalent, NotEquivalent
 from .pricing import flat, per_clip_seconds
 from .spec import (Category, MediaInput, ModelInput, ModelSpec, OutputKind, OutputSpec, Provider, Quote,
                    Rate)
@@ -182,6 +183,55 @@ WAVESPEED_HUNYUAN_I2V = ModelSpec(
              "1280×720 or 720×1280, with control over duration and inference steps. Use it when you "
              "want a longer clip than fal's Hunyuan I2V, a portrait (720*1280) output, or fal is busy."),
     prompt_guide=I2V_GUIDE + " Lower num_inference_steps trades quality for speed; keep 30 for finals.",
+)
+
+
+# -- the same model on fal and WaveSpeed ----------------------------------------------------------
+# Both pages describe Tencent's HunyuanVideo-I2V at 720p for $0.40 a (5 s) clip. fal fixes the clip
+# at 129 frames (~5 s at HunyuanVideo's 24 fps) and names the shape by aspect ratio; WaveSpeed names
+# it by pixel size and lets the length run 5–10 s. A choice the other side cannot make (a 10 s clip,
+# fal's i2v_stability, a WaveSpeed step count or safety switch off) is NotEquivalent: never moved.
+
+_SIZE_OF_ASPECT = {"16:9": "1280*720", "9:16": "720*1280"}
+_ASPECT_OF_SIZE = {size: aspect for aspect, size in _SIZE_OF_ASPECT.items()}
+_FAL_CLIP_SECONDS = 5
+_WS_DEFAULT_STEPS = 30
+
+
+def _fal_to_wavespeed(params: HunyuanVideoI2VInput) -> dict[str, Any]:
+    if params.i2v_stability:
+        raise NotEquivalent("i2v_stability is on, and WaveSpeed's Hunyuan I2V has no such switch")
+    arguments: dict[str, Any] = {"prompt": params.prompt, "image": params.image_url,
+                                 "size": _SIZE_OF_ASPECT[params.aspect_ratio], "duration": _FAL_CLIP_SECONDS}
+    if params.seed is not None:
+        arguments["seed"] = params.seed
+    return arguments
+
+
+def _wavespeed_to_fal(params: WaveSpeedHunyuanI2VInput) -> dict[str, Any]:
+    if params.duration != _FAL_CLIP_SECONDS:
+        raise NotEquivalent(f"a {params.duration} s clip was asked for, and fal's Hunyuan I2V makes "
+                            f"{_FAL_CLIP_SECONDS} s (129-frame) clips only")
+    if not params.prompt:
+        raise NotEquivalent("fal's Hunyuan I2V needs a prompt, and none was given")
+    if params.num_inference_steps != _WS_DEFAULT_STEPS:
+        raise NotEquivalent(f"num_inference_steps is {params.num_inference_steps}, and fal's Hunyuan I2V "
+                            "has no step setting")
+    if not params.enable_safety_checker:
+        raise NotEquivalent("the safety checker is off, and fal's Hunyuan I2V has no such switch")
+    arguments: dict[str, Any] = {"prompt": params.prompt, "image_url": params.image,
+                                 "aspect_ratio": _ASPECT_OF_SIZE[params.size], "resolution": "720p",
+                                 "num_frames": "129"}
+    if params.seed != -1:
+        arguments["seed"] = params.seed
+    return arguments
+
+
+EQUIVALENTS = (
+    Equivalent(HUNYUAN_VIDEO_I2V.tool, WAVESPEED_HUNYUAN_I2V.tool, _fal_to_wavespeed,
+               "aspect_ratio 16:9 ↔ size 1280*720, 9:16 ↔ 720*1280; 129 frames ↔ duration 5; seed kept"),
+    Equivalent(WAVESPEED_HUNYUAN_I2V.tool, HUNYUAN_VIDEO_I2V.tool, _wavespeed_to_fal,
+               "only 5 s clips at the default 30 steps with the safety checker on have a fal counterpart"),
 )
 
 

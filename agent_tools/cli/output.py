@@ -78,6 +78,8 @@ def job_json(job: Job, *, simulated: bool = False) -> dict[str, Any]:
             "outputs": [{"url": o.get("url"), "path": o.get("path"), "content_type": o.get("content_type")}
                         for o in job.outputs],
             "error": job.error if job.state is not JobState.SUCCEEDED or job.error else None}
+    if job.failover_note:
+        data["failover"] = job.failover_note
     if simulated or job.origin.get("simulated"):
         data["simulated"] = True
     return data
@@ -89,6 +91,8 @@ def describe_job(job: Job) -> str:
              f"  cost: {format_usd(cost)}" + ("" if job.actual_micros is not None else " reserved (estimate)")]
     if job.request_id:
         lines.append(f"  provider request: {job.request_id}")
+    if job.failover_note:
+        lines.append(f"  failover: {job.failover_note}")
     for output in job.outputs:
         lines.append(f"  output: {output.get('path') or '(not downloaded)'}")
         lines.append(f"          {output.get('url')}")

@@ -28,6 +28,17 @@ SUBMIT_OUTCOME_UNKNOWN = "submit_outcome_unknown"
 the reply was lost after sending, or the provider answered 5xx or without an id. Never resend blindly."""
 
 
+FAILOVER_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT, ErrorKind.OUT_OF_BALANCE,
+                            ErrorKind.AUTHENTICATION})
+"""Refusals that blame the provider (busy, down, out of credit, key refused), not the request."""
+
+
+def refused_unsent(exc: "ProviderError") -> bool:
+    """A submit refused by the provider itself, after which the request certainly does not exist
+    there: the only case in which the same job may be sent to another provider (failover)."""
+    return exc.kind in FAILOVER_KINDS and exc.error_type != SUBMIT_OUTCOME_UNKNOWN
+
+
 class ProviderError(Exception):
     """A provider refused or failed a request. ``retryable`` is about the same call, not the job."""
 

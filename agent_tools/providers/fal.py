@@ -375,6 +375,11 @@ def fal_error(response: httpx.Response, what: str) -> ProviderError:
                          retryable=False, **{**kw, "error_type": error_type or "client_cancelled"})
     if isinstance(detail, list) and detail:
         return _validation_error(detail, kw)
+    if what == "submit" and gateway_refusal(response):
+        return Transient(
+            f"fal's gateway answered the submit with HTTP {code} before it reached the queue (no request id), "
+            "so nothing was queued or charged. Try again in a few minutes.", retryable=False,
+            **{**kw, "error_type": NOT_QUEUED})
     if what == "submit" and code >= 500:
         return Transient(
             f"fal answered the submit with HTTP {code}.{said} fal may have queued the request anyway and may "
@@ -394,6 +399,18 @@ def fal_error(response: httpx.Response, what: str) -> ProviderError:
     if code in (408, 409):
         return Transient(f"fal timed out the {what} call (HTTP {code}); try again.", **kw)
     return UnknownProviderError(f"fal answered the {what} call with HTTP {code}.{said}", **kw)
+
+
+NOT_QUEUED = "not_queued"
+"""``error_type`` of a submit the gateway refused before fal's queue saw it: nothing exists to bill."""
+
+
+def gateway_refusal(response: httpx.Response) -> bool:
+    """A 502/503/504 from fal's ingress, not from the queue: no ``X-Fal-Request-Id`` and an HTML
+    (nginx) page instead of JSON. fal-client repeats exactly these, submits included, because the
+    request never reached the queue (docs/providers.md §1.11); any other 5xx may have queued it."""
+    return (response.status_code in (502, 503, 504) and "x-fal-request-id" not in response.headers
+            and json_body(response) is None and "nginx" in response.text.lower())
 
 
 _TRANSIENT_TYPES = frozenset({

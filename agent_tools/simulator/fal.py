@@ -179,6 +179,9 @@ class FalRoutes:
             scenario = parse(payload.get("prompt"), self.core.settings, self.core.rng)
         except MarkerError as exc:
             return detail(422, error_list("value_error", str(exc), ["body", "prompt"]))
+        refused = self._refusal(scenario.refusal("fal"))
+        if refused is not None:
+            return refused
         if scenario.rate_limit or self.core.settings.rate_limit or self.core.submit_rate_limited("fal"):
             return detail(429, "Rate limit exceeded. Please slow down.", {"Retry-After": "1"})
         deadline = None
@@ -197,6 +200,19 @@ class FalRoutes:
         self.core.add_job(job)
         return web.json_response({"status": "IN_QUEUE", "request_id": request_id, **job.urls,
                                   "queue_position": scenario.queue_position})
+
+    @staticmethod
+    def _refusal(how: str | None) -> web.Response | None:
+        """A scripted refusal of one submit (``[sim:fal_refuse=R]``); nothing is queued."""
+        if how == "429":
+            return detail(429, "Rate limit exceeded. Please slow down.", {"Retry-After": "120"})
+        if how == "503":  # the ingress, not the queue: an HTML page and no request id
+            return web.Response(status=503, text=NGINX_503, content_type="text/html")
+        if how == "500":  # the queue answered: it has a request id, so the request may exist
+            return _typed_error(500, "Internal server error", "internal_error", new_request_id())
+        if how == "locked":
+            return detail(403, LOCKED)
+        return None
 
     def status_body(self, job: Job, with_logs: bool) -> tuple[int, dict[str, Any]]:
         now = self.core.now()

@@ -37,6 +37,11 @@ Timing and transport markers (combine freely with an outcome):
 - ``[sim:flaky=2]`` the next 2 status polls (fal status, WaveSpeed prediction GET) answer 503, then
   polls behave normally.
 - ``[sim:rate_limit]`` the submit itself answers 429 (nothing is queued).
+- ``[sim:fal_refuse=R]`` / ``[sim:wavespeed_refuse=R]``: only that provider refuses the submit, so a
+  failover to the other one can be scripted in one prompt. ``R`` is ``429`` (rate limited, with a
+  ``Retry-After`` of 120 s, so clients stop at once), ``503`` (a gateway page without a request id:
+  for fal, certainly not queued), ``500`` (an answer with a request id: it may have been queued) or
+  ``locked`` (out of balance: fal 403, WaveSpeed ``wavespeed_low_balance_status``).
 
 fal's ``X-Fal-Request-Timeout: S`` header works too: a request that would still be queued after S
 seconds ends as ``user_timeout`` at that moment.
@@ -65,8 +70,10 @@ class Outcome(StrEnum):
 MARKER = re.compile(r"\[sim:([A-Za-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 VALUE_MARKERS = ("slow", "queue", "flaky")
 FLAG_MARKERS = ("rate_limit",)
+REFUSE_MARKERS = {"fal_refuse": "fal", "wavespeed_refuse": "wavespeed"}
+REFUSALS = ("429", "503", "500", "locked")
 _OUTCOMES = frozenset(o.value for o in Outcome)
-KNOWN_MARKERS = (*(o.value for o in Outcome), *VALUE_MARKERS, *FLAG_MARKERS)
+KNOWN_MARKERS = (*(o.value for o in Outcome), *VALUE_MARKERS, *FLAG_MARKERS, *REFUSE_MARKERS)
 
 
 class MarkerError(ValueError):
@@ -142,6 +149,11 @@ class Scenario:
     rate_limit: bool
     status_code: int | None = None  # for server_error=503
     explicit_outcome: bool = False
+    refusals: tuple[tuple[str, str], ...] = ()  # (provider, REFUSALS value) from [sim:<provider>_refuse=R]
+
+    def refusal(self, provider: str) -> str | None:
+        """How ``provider`` refuses this submit (``[sim:fal_refuse=503]``), or None."""
+        return next((how for who, how in self.refusals if who == provider), None)
 
 
 def strip_markers(prompt: str) -> str:
@@ -186,6 +198,11 @@ def parse(prompt: object, settings: SimSettings, rng: random.Random | None = Non
             scenario = replace(scenario, queue_position=int(_number(name, value, int)))
         elif name == "flaky":
             scenario = replace(scenario, flaky_polls=int(_number(name, value, int)))
+        elif name in REFUSE_MARKERS:
+            how = (value or "").strip().lower()
+            if how not in REFUSALS:
+                raise MarkerError(f"[sim:{name}=R] needs R to be one of {', '.join(REFUSALS)}")
+            scenario = replace(scenario, refusals=(*scenario.refusals, (REFUSE_MARKERS[name], how)))
         elif name == "rate_limit":
             if value is not None:
                 raise MarkerError("[sim:rate_limit] takes no value")

@@ -107,6 +107,15 @@ class WaveSpeedRoutes:
             scenario = parse(payload.get("prompt"), self.core.settings, self.core.rng)
         except MarkerError as exc:
             return refusal(400, str(exc))
+        how = scenario.refusal("wavespeed")
+        if how == "429":
+            return refusal(429, "rate limit exceeded", headers={"Retry-After": "120"})
+        if how == "503":
+            return web.Response(status=503, text=NGINX_503, content_type="text/html")
+        if how == "500":
+            return refusal(500, "internal server error")
+        if how == "locked":
+            return refusal(self.core.settings.wavespeed_low_balance_status, "insufficient balance")
         if scenario.rate_limit or self.core.settings.rate_limit or self.core.submit_rate_limited("wavespeed"):
             return refusal(429, "rate limit exceeded", headers={"Retry-After": "1"})
         job_id = self.core.new_prediction_id()
