@@ -18,16 +18,17 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The demo runs a real end-to-end generation against the built-in simulator (free, offline) and
-# keeps its database and outputs in ./demo-output so it never touches your own job history.
-DEMO_ENV := VIDEOGEN_DB=$(CURDIR)/demo-output/videogen.db VIDEOGEN_MEDIA_DIR=$(CURDIR)/demo-output/media
+# The demo runs a real end-to-end generation against the built-in simulator (free, offline). Every
+# --simulate run keeps its books in a simulated/ folder beside the database; pointing the database
+# at ./demo-output puts that folder there too.
+DEMO_ENV := VIDEOGEN_DB=$(CURDIR)/demo-output/videogen.db
 
 demo: $(STAMP)
 	$(BIN)/videogen models
 	$(BIN)/videogen estimate sora_2_pro_text_to_video --duration 8 --resolution 1080p
 	$(DEMO_ENV) $(BIN)/videogen generate pika_image_to_video --simulate \
 		--image-url examples/sunset.png --prompt "the sun sinks slowly into a calm sea, gentle waves"
-	@echo "The clip above is in demo-output/media/ (open it in a browser or any video player)."
+	@echo "The clip above is in demo-output/simulated/media/ (open it in a browser or any video player)."
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

@@ -764,6 +764,18 @@ class JobEngine:
             return job, f"{job.provider} cannot cancel a submitted job; it will finish and be charged."
         return job, f"{job.provider} no longer knows this request; it will be checked again."
 
+    async def end_at_no_charge(self, job_id: str, reason: str) -> Job | None:
+        """End an unfinished or ``unknown`` job as failed and release its hold, whoever owns it.
+
+        Only for jobs no provider can bill — the simulator's, once the simulator that ran them has
+        stopped (``simulator.session``); a real job of unknown outcome is the operator's to resolve.
+        """
+        job = await self._transition(job_id, JobState.FAILED, UNFINISHED | {JobState.UNKNOWN}, "ended at no charge",
+                                     owned=False, actual_micros=0, error_kind=ErrorKind.CANCELLED.value, error=reason)
+        if job is not None:
+            self._emit(job)
+        return job
+
     # -- resume -----------------------------------------------------------------------------
 
     async def resume(self) -> list[Job]:

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from agent_tools.cli import main
+from agent_tools.simulator import SimSettings, running_simulator
 
 
 @pytest.fixture
@@ -75,12 +76,23 @@ def test_quota_set_and_show(capsys, db_env):
     assert code == 2 and "Choose one" in err
 
 
-def test_spend_and_holds_after_a_refusal_and_a_run(capsys, db_env):
+@pytest.fixture
+def providers_env(db_env, monkeypatch):
+    """Real (not --simulate) runs: the providers are a simulator on loopback, as a proxy would be."""
+    with running_simulator(SimSettings(queue_seconds=0, run_seconds=0.05)) as sim:
+        for var, value in (("FAL_KEY", "k"), ("WAVESPEED_API_KEY", "k"), ("VIDEOGEN_FAL_QUEUE_URL", sim.fal_queue_url),
+                           ("VIDEOGEN_FAL_REST_URL", sim.fal_rest_url),
+                           ("VIDEOGEN_WAVESPEED_BASE_URL", sim.wavespeed_base_url)):
+            monkeypatch.setenv(var, value)
+        yield db_env
+
+
+def test_spend_and_holds_after_a_refusal_and_a_run(capsys, providers_env):
     run(capsys, "quota", "set", "--daily", "1.10")
-    code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8", "--simulate")
+    code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8")
     assert code == 2
     assert "This Sora 2 Pro clip costs $4.00, more than the whole daily limit of $1.10" in err
-    code, out, _ = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--simulate", "--json")
+    code, out, _ = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--json")
     assert code == 0 and json.loads(out)["cost_usd"] == 0.27
     code, out, _ = run(capsys, "spend", "--by", "model", "--json")
     assert json.loads(out) == [{"model": "hailuo_02_text_to_video", "jobs": 1, "settled_usd": 0.27, "open_usd": 0.0}]
@@ -107,3 +119,27 @@ def test_holds_lists_an_unknown_outcome_and_resolves_it(capsys, db_env):
     assert "already settled or released" in out
     code, out, _ = run(capsys, "spend", "--json")
     assert json.loads(out)[0] == {"account": "bob", "jobs": 1, "settled_usd": 1.5, "open_usd": 0.0}
+
+
+def test_simulate_leaves_the_real_books_untouched(capsys, providers_env):
+    books = ("spend", "--json"), ("quota", "show", "--json"), ("holds",), ("jobs", "list", "--all", "--json")
+    run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "a real one", "--json")
+    before = [run(capsys, *command) for command in books]
+    assert [code for code, _, _ in before] == [0, 0, 0, 0]
+    code, out, err = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--simulate", "--json")
+    assert code == 0 and json.loads(out)["simulated"] is True and "kept apart" in err
+    code, _, _ = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "[sim:content_policy] x", "--simulate")
+    assert code == 1
+    assert [run(capsys, *command) for command in books] == before
+    run(capsys, "quota", "set", "--daily", "1.10")  # the real database's limits apply to simulated runs too
+    before = [run(capsys, *command) for command in books]
+    code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8", "--simulate")
+    assert code == 2 and "more than the whole daily limit of $1.10" in err
+    assert [run(capsys, *command) for command in books] == before
+    assert json.loads(before[0][1])[0]["settled_usd"] == 0.27  # the real run alone
+    sandbox = providers_env / "simulated" / "admin.db"
+    with sqlite3.connect(sandbox) as conn:
+        states = sorted(r[0] for r in conn.execute("SELECT state FROM jobs"))
+        assert states == ["failed", "succeeded"]
+        assert conn.execute("SELECT COUNT(*) FROM holds WHERE state IN ('held', 'submitted')").fetchone() == (0,)
+    assert [p.parent.parent.name for p in (providers_env / "simulated" / "media").glob("*/*")] == ["media"]

@@ -70,7 +70,7 @@ async def test_stdio_subprocess_generates_with_progress_and_uploads_local_files(
     data = result.structured_content
     assert data["state"] == "succeeded" and data["simulated"] is True
     path = data["outputs"][0]["path"]
-    assert path.startswith(str(tmp_path / "media")) and os.path.getsize(path) > 0
+    assert path.startswith(str(tmp_path / "simulated" / "media")) and os.path.getsize(path) > 0  # the sandbox
     assert f"local file: {path}" in text_of(result) and "SIMULATED" in text_of(result)
     assert any("queued" in m or "running" in m for m in messages)
 
