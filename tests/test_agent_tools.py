@@ -24,7 +24,7 @@ from agent_tools.toolkit import Account, Toolkit
 from test_mcp_server import Progress, make_settings, sim, text_of  # noqa: F401  (sim is a fixture)
 
 MODES = ["legacy", "auto"]
-COMPACT = ["list_models", "describe_model", "generate", "estimate_cost", "get_job", "wait_for_job",
+COMPACT = ["list_models", "recommend_models", "describe_model", "generate", "estimate_cost", "get_job", "wait_for_job",
            "cancel_job", "list_jobs", "get_quota"]
 ALICE = Account("alice")
 

@@ -28,7 +28,7 @@ from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
 
 MODES = ["legacy", "auto"]
-STATUS_TOOLS = {"list_models", "estimate_cost", "get_job", "wait_for_job", "cancel_job", "list_jobs", "get_quota"}
+STATUS_TOOLS = {"list_models", "recommend_models", "estimate_cost", "get_job", "wait_for_job", "cancel_job", "list_jobs", "get_quota"}
 CLAUDE_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MIB = 1024 * 1024
 PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
@@ -100,7 +100,7 @@ def constraints(schema):
 async def test_every_tool_is_listed_with_the_catalogs_exact_schema(kit, mode):
     async with Client(serve(kit), mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == set(CATALOG) | STATUS_TOOLS and len(tools) == 22
+    assert set(tools) == set(CATALOG) | STATUS_TOOLS and len(tools) == 23
     for name, spec in CATALOG.items():
         tool = tools[name]
         catalog = spec.schema()

@@ -65,7 +65,7 @@ async def test_stdio_subprocess_generates_with_progress_and_uploads_local_files(
         tools = (await client.list_tools()).tools
         result = await client.call_tool("pika_image_to_video", {"prompt": "it moves", "image_url": str(image)},
                                         progress_callback=progress)
-    assert len(tools) == 22
+    assert len(tools) == 23
     assert not result.is_error, text_of(result)
     data = result.structured_content
     assert data["state"] == "succeeded" and data["simulated"] is True
@@ -100,7 +100,7 @@ async def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
     assert rest == b""  # nothing after the answers: no stray prints
     assert [m["id"] for m in lines] == [1, 2, 3] and all(m["jsonrpc"] == "2.0" for m in lines)
     assert lines[0]["result"]["serverInfo"]["name"] == "videogen"
-    assert len(lines[1]["result"]["tools"]) == 22
+    assert len(lines[1]["result"]["tools"]) == 23
     assert lines[2]["result"]["structuredContent"]["account"] == "local"
     assert b"SIMULATED" in errors and b"stdio" in errors
 
@@ -114,7 +114,7 @@ async def test_stdio_compact_mode_and_a_client_side_cancel_of_a_slow_job(tmp_pat
         job_id, heard = await cancel_mid_generation(
             client, "generate", {"model": "pika_text_to_video", "arguments": {"prompt": "[sim:slow=60] x"}}, "[running")
         final = await client.call_tool("wait_for_job", {"job_id": job_id, WAIT_SECONDS: 30})
-    assert "generate" in tools and "pika_text_to_video" not in tools and len(tools) == 9
+    assert "generate" in tools and "pika_text_to_video" not in tools and len(tools) == 10
     assert all(f"job {job_id}:" in m for m in heard)
     assert final.structured_content["state"] == "cancelled", text_of(final)
     assert final.structured_content["cost_status"] == "not charged"
@@ -172,7 +172,7 @@ async def test_http_with_a_valid_token_acts_as_that_account(http, tmp_path, mode
         made = await client.call_tool("pika_text_to_video", {"prompt": "over http"}, progress_callback=on_progress)
         local = await client.call_tool("pika_image_to_video", {"prompt": "x", "image_url": str(image)})
         quota = await client.call_tool("get_quota", {})
-    assert len(tools) == 22
+    assert len(tools) == 23
     assert not made.is_error, text_of(made)
     [output] = made.structured_content["outputs"]
     assert "path" not in output and str(tmp_path) not in made.model_dump_json()  # never a server path

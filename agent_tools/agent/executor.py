@@ -23,11 +23,12 @@ from typing import Any
 import anyio
 import jsonschema
 
-from ..catalog import PRICES_AS_OF, ModelSpec, get
+from ..catalog import CATALOG, PRICES_AS_OF, ModelSpec, get
 from ..errors import InvalidArguments, UserError
 from ..jobs import FINAL, EventCallback, Job, JobEvent, JobState
-from ..money import format_usd, to_usd
+from ..money import format_usd, to_usd, usd
 from ..providers.errors import ProviderError
+from ..recommend import options_for, recommend, wants_from
 from ..toolkit import Account, Toolkit
 from . import results
 from .schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
@@ -210,8 +211,10 @@ class Executor:
         for spec in self.toolkit.list_tools():
             entry = self._model_entry(spec)
             haystack = f"{spec.tool} {spec.title} {spec.summary}".lower()
-            if (category and spec.category.value != category) or not all(w in haystack for w in query) \
-                    or (ceiling is not None and entry["default_cost_usd"] > ceiling):
+            if (category and spec.category.value != category) or not all(w in haystack for w in query):
+                continue
+            if ceiling is not None and min(o.cost_micros for o in options_for(
+                    spec, overrides=self.toolkit.settings.price_overrides(spec.tool))) > usd(ceiling):
                 continue
             models.append(entry)
             lines.append(f"- {spec.tool} ({spec.category.value}; default run {format_usd(_micros(entry))}, "
@@ -222,6 +225,13 @@ class Executor:
         if not models:
             head = "No model matches those filters; list_models without filters shows all of them."
         return ToolResult("\n".join([head, *lines]), {"prices_as_of": PRICES_AS_OF, "models": models})
+
+    async def _recommend_models(self, account: Account, arguments: dict[str, Any], **_: Any) -> ToolResult:
+        found = recommend(wants_from(arguments), overrides=self._overrides())
+        return ToolResult(found.text(), found.as_dict())
+
+    def _overrides(self) -> dict[str, dict[str, int]]:
+        return {tool: self.toolkit.settings.price_overrides(tool) for tool in CATALOG}
 
     async def _describe_model(self, account: Account, arguments: dict[str, Any], **_: Any) -> ToolResult:
         spec = get(arguments["model"])

@@ -75,6 +75,21 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     return schema
 
 
+RECOMMEND_INPUT = _object({
+    "category": {"enum": [c.value for c in Category]},
+    "duration_seconds": {"type": "number", "minimum": 0},
+    "resolution": {"type": "string", "maxLength": 10, "description": "e.g. 720p, 1080p"},
+    "aspect_ratio": {"type": "string", "maxLength": 10, "description": "e.g. 16:9, 9:16"},
+    "audio": {"type": "boolean"},
+    "max_cost_usd": {"type": "number", "minimum": 0},
+})
+RECOMMEND_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"wants": {"type": "string"}, "options": {"type": "array", "items": {"type": "object"}},
+                   "relaxations": {"type": "array", "items": {"type": "object"}}},
+    "required": ["wants", "options", "relaxations"],
+}
+
 LIST_MODELS_INPUT = _object({
     "category": {"enum": [c.value for c in Category]},
     "max_cost_usd": {"type": "number", "minimum": 0, "description": "Only models whose cheapest run costs at most this."},

@@ -131,11 +131,18 @@ def _job_tools() -> list[AgentTool]:
 LIST_MODELS_DESCRIPTION = "Models with what they make and their price; filters are optional."
 
 
+def _recommend_tool() -> AgentTool:
+    return AgentTool("recommend_models", "Recommend models",
+                     "Models and exact arguments that meet the user's wishes, cheapest first, with prices; if none "
+                     "fit, the nearest options per wish dropped.", s.RECOMMEND_INPUT, s.RECOMMEND_OUTPUT)
+
+
 def default_tools() -> list[AgentTool]:
     """One tool per catalog model, then the catalog, cost, job and quota tools."""
     return [model_tool(spec) for spec in CATALOG.values()] + [
         AgentTool("list_models", "List models and prices", LIST_MODELS_DESCRIPTION,
                   s.LIST_MODELS_INPUT, s.LIST_MODELS_OUTPUT),
+        _recommend_tool(),
         AgentTool("estimate_cost", "Estimate the cost of a run",
                   "Price one run of a model's tool with these arguments, and whether the budget allows it. Free.",
                   s.estimate_input("tool"), s.ESTIMATE_OUTPUT),
@@ -148,6 +155,7 @@ def compact_tools() -> list[AgentTool]:
     return [
         AgentTool("list_models", "List models and prices", LIST_MODELS_DESCRIPTION,
                   s.LIST_MODELS_INPUT, s.LIST_MODELS_OUTPUT),
+        _recommend_tool(),
         AgentTool("describe_model", "Describe a model",
                   "A model's exact parameters (JSON Schema), prompting guide and price. Read it before generate.",
                   s.DESCRIBE_MODEL_INPUT, s.DESCRIBE_MODEL_OUTPUT),

@@ -12,7 +12,7 @@ from .pricing import per_second
 from .spec import Category, MediaInput, ModelInput, ModelSpec, OutputKind, OutputSpec, Provider, Quote, Rate
 
 OUTPUT = OutputSpec(OutputKind.VIDEO, {"video": "the generated video file (url, content_type)",
-                                       "video_id": "the ID of the generated video"})
+                                       "video_id": "the ID of the generated video"}, audio=True)
 API_KEY_DESCRIPTION = "The API key to use for the OpenAI API. If provided, you will not be billed for the request."
 T2V_EXAMPLE = ("A dramatic Hollywood breakup scene at dusk on a quiet suburban street. A man and a woman in their "
                "30s face each other, speaking softly but emotionally, lips syncing to breakup dialogue. Cinematic "

@@ -103,6 +103,9 @@ class OutputSpec:
 
     kind: OutputKind
     fields: Mapping[str, str]
+    audio: bool = False
+    """The video has a soundtrack (speech, effects, music) — unless a boolean ``*audio*`` parameter
+    turns it off. Read by the recommender; the schema alone cannot say it."""
 
 
 @dataclass(frozen=True)

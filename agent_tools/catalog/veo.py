@@ -11,7 +11,7 @@ from ..money import usd
 from .pricing import per_second
 from .spec import Category, MediaInput, ModelInput, ModelSpec, OutputKind, OutputSpec, Provider, Quote, Rate
 
-OUTPUT = OutputSpec(OutputKind.VIDEO, {"video": "the generated video file (url)"})
+OUTPUT = OutputSpec(OutputKind.VIDEO, {"video": "the generated video file (url)"}, audio=True)
 AUDIO_DESCRIPTION = "Whether to generate audio for the video. If false, %33 less credits will be used."
 
 GUIDE = ("Write a shot description, not keywords: subject and action, setting and time of day, camera "
@@ -118,7 +118,7 @@ VEO3_FAST = ModelSpec(
     endpoint_id="fal-ai/veo3/fast",
     category=Category.TEXT_TO_VIDEO,
     Input=Veo3FastInput,
-    output=OutputSpec(OutputKind.VIDEO, {"video": "the generated video file (url)"}),
+    output=OutputSpec(OutputKind.VIDEO, {"video": "the generated video file (url)"}, audio=True),
     rates=_rates("0.25", "0.40"),
     pricer=_price_audio,
     price_unit="$0.25/s audio off, $0.40/s audio on",
