@@ -140,14 +140,14 @@ class QuotaSettings(_Section):
 
 
 class AdminSettings(_Section):
-    accounts: list[str] = Field(default_factory=list, description="account names with admin rights")
-    discord_user_ids: list[int] = Field(default_factory=list)
-    discord_role_ids: list[int] = Field(default_factory=list)
+    accounts: list[str] = Field(default=[], description="account names with admin rights")
+    discord_user_ids: list[int] = Field(default=[])
+    discord_role_ids: list[int] = Field(default=[])
 
 
 class DiscordSettings(_Section):
     token: SecretStr | None = Field(default=None, description="bot token (env DISCORD_TOKEN)")
-    guild_ids: list[int] = Field(default_factory=list, description="sync commands to these guilds only")
+    guild_ids: list[int] = Field(default=[], description="sync commands to these guilds only")
     confirm_above_usd: Decimal = Field(default=Decimal("1.00"), ge=0, le=MAX_USD,
                                        description="runs priced above this show a Run/Cancel card first")
     confirm_seconds: int = Field(default=300, ge=10, le=3600, description="how long a price card can be run")
@@ -155,9 +155,9 @@ class DiscordSettings(_Section):
     nsfw: Literal["spoiler", "withhold"] = Field(
         default="spoiler", description="outputs a provider flags as NSFW: posted as spoilers, or withheld outside "
                                        "age-restricted channels")
-    banned_words: list[str] = Field(default_factory=list, description="prompts containing any of these are refused")
+    banned_words: list[str] = Field(default=[], description="prompts containing any of these are refused")
     provider_switches: dict[str, bool] = Field(
-        default_factory=dict, description="provider safety switches (enable_safety_checker, auto_fix): the "
+        default={}, description="provider safety switches (enable_safety_checker, auto_fix): the "
                                           "operator's choice, never a user option; unset = the model's default")
     shard_count: int | None = Field(default=None, ge=1, le=10_000, description="total gateway shards")
     shard_ids: list[int] | None = Field(default=None, description="the shards this process runs (needs shard_count)")
@@ -256,7 +256,7 @@ class Settings(_Section):
     polling: PollingSettings = Field(default_factory=PollingSettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     prices: dict[str, dict[str, Decimal]] = Field(
-        default_factory=dict, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
+        default={}, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
 
     _origin: "ConfigOrigin" = PrivateAttr(default=None)  # type: ignore[assignment]
 

@@ -20,14 +20,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import httpx
 
 from .catalog import ModelInput, ModelSpec
 from .errors import UserError
 from .providers.base import OutputFile, ProviderAdapter
+
+if TYPE_CHECKING:  # httpx loads with the first download, not with every start
+    import httpx
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 """Largest local image uploaded (WaveSpeed's documented image limit; fal accepts more)."""
@@ -155,12 +156,22 @@ class MediaStore:
         self.deadline_seconds = deadline_seconds
         """The most one download may take in all (``timeout`` only bounds each read)."""
         self.trusted = {_host_port(u) for u in trusted_urls}
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._http = client
+        self._timeout = timeout
         self._owns_client = client is None
 
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """Made on first download, on the providers' shared TLS context."""
+        if self._http is None:
+            from .providers.http import new_client
+
+            self._http = new_client(timeout=self._timeout, follow_redirects=False)
+        return self._http
+
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_client and self._http is not None:
+            await self._http.aclose()
 
     async def _check_address(self, url: str) -> None:
         parts = urlsplit(url)

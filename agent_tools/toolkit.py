@@ -10,7 +10,7 @@ means nothing was submitted and nothing is owed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,17 +95,45 @@ class Estimate:
     quote: Quote
 
 
-def build_adapters(settings: Settings) -> dict[str, ProviderAdapter]:
-    """An adapter for each provider that has a key configured."""
-    from .providers.fal import FalAdapter
+def build_adapter(settings: Settings, provider: str) -> ProviderAdapter:
+    """The adapter for one provider (its key must be configured)."""
+    if provider == "fal":
+        from .providers.fal import FalAdapter
+
+        assert settings.fal.key is not None
+        return FalAdapter(settings.fal.key, queue_url=settings.fal.queue_url, rest_url=settings.fal.rest_url)
     from .providers.wavespeed import WaveSpeedAdapter
 
-    adapters: dict[str, ProviderAdapter] = {}
-    if settings.fal.key is not None:
-        adapters["fal"] = FalAdapter(settings.fal.key, queue_url=settings.fal.queue_url, rest_url=settings.fal.rest_url)
-    if settings.wavespeed.key is not None:
-        adapters["wavespeed"] = WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url)
-    return adapters
+    assert settings.wavespeed.key is not None
+    return WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url)
+
+
+class ProviderAdapters(Mapping[str, ProviderAdapter]):
+    """An adapter for each provider that has a key configured, each built on first use: a server
+    that has not called a provider yet has not imported httpx or built an HTTP client for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._names = [name for name, section in (("fal", settings.fal), ("wavespeed", settings.wavespeed))
+                       if section.key is not None]
+        self._built: dict[str, ProviderAdapter] = {}
+
+    def __getitem__(self, name: str) -> ProviderAdapter:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = build_adapter(self._settings, name)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def built(self) -> list[ProviderAdapter]:
+        """The adapters made so far (the ones there is something to close)."""
+        return list(self._built.values())
 
 
 MISSING_KEY = {
@@ -133,7 +161,7 @@ class Toolkit:
                    resume: bool = True, **engine_options: Any) -> "Toolkit":
         """Open the database, build adapters and the engine, and resume unfinished jobs."""
         db = await Database.open(settings.storage.database)
-        adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+        adapters = dict(adapters) if adapters is not None else ProviderAdapters(settings)
         media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
                            deadline_seconds=settings.storage.download_deadline_seconds,
                            trusted_urls=(settings.fal.queue_url, settings.fal.rest_url, settings.wavespeed.base_url))
@@ -153,7 +181,8 @@ class Toolkit:
     async def close(self) -> None:
         await self.engine.aclose()
         await self.media.aclose()
-        for adapter in self.adapters.values():
+        adapters = self.adapters.built() if isinstance(self.adapters, ProviderAdapters) else self.adapters.values()
+        for adapter in adapters:
             await adapter.aclose()
         await self.db.close()
 

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -123,7 +124,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-async def main(rounds: int, calls: int) -> None:
+async def main(rounds: int, calls: int, keys: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "bare_server.py").write_text(BARE_SERVER)
@@ -131,15 +132,21 @@ async def main(rounds: int, calls: int) -> None:
         env.update(VIDEOGEN_DB=str(root / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(root / "media"),
                    XDG_CONFIG_HOME=str(root / "xdg-config"), XDG_DATA_HOME=str(root / "xdg-data"),
                    PYTHONPATH=str(ROOT))
+        if keys:  # as an installed server runs: both providers configured (never called here)
+            env.update(FAL_KEY="bench-fal-key", WAVESPEED_API_KEY="bench-wavespeed-key")
         servers = {"videogen": [sys.executable, "-m", "agent_tools.cli", "mcp"],
                    "bare": [sys.executable, str(root / "bare_server.py")]}
         cold: dict[str, list[float]] = {name: [] for name in servers}
+        cpu: dict[str, list[float]] = {name: [] for name in servers}
         listed: dict[str, dict] = {}
         for _ in range(rounds):  # interleaved so both see the same machine state
             for name, command in servers.items():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 pipe, seconds, listed[name] = await spawn(command, env, tmp)
                 cold[name].append(seconds)
                 await pipe.close()
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         calls_s: dict[str, list[float]] = {}
         rss: dict[str, float | None] = {}
         for name, command in servers.items():
@@ -156,6 +163,9 @@ async def main(rounds: int, calls: int) -> None:
     print(f"cold start (spawn → initialize → tools/list), median of {rounds}:")
     print(f"  videogen ({counts['videogen']} tools): {ms(cold_v)}   bare ({counts['bare']} tool): {ms(cold_b)}   "
           f"ratio {cold_v / cold_b:.2f}")
+    cpu_v, cpu_b = statistics.median(cpu["videogen"]), statistics.median(cpu["bare"])
+    print(f"  CPU time of the whole process (start, answer, exit): videogen {ms(cpu_v)}   bare {ms(cpu_b)}   "
+          f"ratio {cpu_v / cpu_b:.2f}   (API keys {'set' if keys else 'unset'})")
     print(f"  tools/list result: videogen {sizes['videogen'] / 1024:.1f} KiB, bare {sizes['bare'] / 1024:.1f} KiB")
     print(f"tools/call, median of {calls} sequential calls over stdio:")
     print(f"  videogen estimate_cost: {ms(call_v)} (p95 {ms(sorted(calls_s['videogen'])[int(calls * 0.95)])})   "
@@ -169,5 +179,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10, help="cold starts per server (default 10)")
     parser.add_argument("--calls", type=int, default=300, help="timed calls per server (default 300)")
+    parser.add_argument("--no-keys", action="store_true", help="start videogen without FAL_KEY / WAVESPEED_API_KEY")
     options = parser.parse_args()
-    asyncio.run(main(options.rounds, options.calls))
+    asyncio.run(main(options.rounds, options.calls, not options.no_keys))

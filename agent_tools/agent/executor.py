@@ -18,10 +18,9 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import jsonschema
 
 from ..catalog import CATALOG, PRICES_AS_OF, ModelSpec, get
 from ..errors import InvalidArguments, UserError
@@ -33,6 +32,9 @@ from ..toolkit import Account, Toolkit
 from . import results
 from .schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
 from .tools import AgentTool, Mode, first_sentence, tool_set
+
+if TYPE_CHECKING:
+    import jsonschema  # imported by the first call that validates: it costs ~100 ms at a server's start
 
 JobCallback = Callable[[Job], Awaitable[None]]
 
@@ -98,6 +100,8 @@ class Executor:
             return arguments
         validator = self._validators.get(tool.name)
         if validator is None:
+            import jsonschema
+
             validator = self._validators[tool.name] = jsonschema.Draft202012Validator(tool.input_schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.path])
         if errors:

@@ -11,13 +11,15 @@ import json
 import sys
 import time
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..ledger import Limits, LimitStatus, parse_count, parse_share, parse_usd, resets_phrase
 from ..money import format_usd, to_usd
-from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
 from .output import table, with_toolkit
+
+if TYPE_CHECKING:  # the ledger and the Toolkit load inside the commands that use them
+    from ..ledger import LimitStatus
+    from ..toolkit import Toolkit
 
 
 # -- accounts ---------------------------------------------------------------------------------
@@ -56,6 +58,8 @@ def cmd_accounts_token(args: argparse.Namespace) -> int:
 # -- quota ------------------------------------------------------------------------------------
 
 def _scope(args: argparse.Namespace) -> tuple[str, str]:
+    from ..toolkit import LOCAL_ACCOUNT
+
     chosen = [(name, value) for name, value in (("account", args.account), ("guild", args.guild), ("role", args.role))
               if value is not None]
     if args.global_:
@@ -66,6 +70,8 @@ def _scope(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _status_rows(statuses: list[LimitStatus], now: float, tz: Any) -> list[list[str]]:
+    from ..ledger import resets_phrase
+
     rows = []
     for s in statuses:
         money = s.kind in ("daily", "monthly")
@@ -77,6 +83,9 @@ def _status_rows(statuses: list[LimitStatus], now: float, tz: Any) -> list[list[
 
 
 def cmd_quota_show(args: argparse.Namespace) -> int:
+    from ..ledger import Limits
+    from ..toolkit import LOCAL_ACCOUNT, Account
+
     scope, scope_id = _scope(args)
 
     async def action(t: Toolkit) -> Any:
@@ -115,6 +124,8 @@ def _usd(micros: int | None) -> float | None:
 
 
 def cmd_quota_set(args: argparse.Namespace) -> int:
+    from ..ledger import Limits, parse_share, parse_usd
+
     scope, scope_id = _scope(args)
     if all(v is None for v in (args.daily, args.monthly, args.concurrent, args.hourly, args.warn_at)):
         raise UserError("Give at least one of --daily, --monthly, --concurrent, --hourly or --warn-at.")
@@ -135,6 +146,8 @@ def _money(micros: int | None) -> str | None:
 
 
 def _count(text: str | None, option: str) -> int | None:
+    from ..ledger import parse_count
+
     return None if text is None else parse_count(text, option)
 
 
@@ -182,6 +195,8 @@ def cmd_holds(args: argparse.Namespace) -> int:
 
 
 def cmd_holds_resolve(args: argparse.Namespace) -> int:
+    from ..ledger import parse_usd
+
     charge = None
     if args.action == "settle":
         charge = parse_usd(args.usd, "--usd") if args.usd is not None else -1

@@ -6,7 +6,6 @@ discord.py and the bot are imported only when this command runs, so the rest of 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any, TextIO
@@ -36,6 +35,8 @@ def cmd_discord(args: argparse.Namespace) -> int:
     if args.dump_commands:
         return dump_commands()
     settings = settings_of(args)
+    import asyncio
+
     from bots.discord.app import serve
 
     try:

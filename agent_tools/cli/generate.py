@@ -7,7 +7,6 @@ so what works here works there. Progress goes to stderr, results to stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from typing import Any
@@ -15,11 +14,8 @@ from typing import Any
 from ..catalog import get
 from ..config import Settings
 from ..errors import InvalidArguments
-from ..jobs import JobState
 from ..money import format_usd
-from ..simulator.session import simulated
-from ..toolkit import Toolkit
-from .output import LOCAL, Progress, describe_job, job_json, settings_of, table, with_toolkit
+from .output import Progress, describe_job, job_json, settings_of, table, with_toolkit
 from .params import parse_tool_arguments, tool_parser
 
 
@@ -38,15 +34,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
             problems += exc.problems
         raise InvalidArguments(spec.tool, problems)
     settings = settings_of(args)
+    import asyncio
+
     return asyncio.run(_generate(settings, spec.tool, arguments, simulate=options.simulate, as_json=options.json))
 
 
 async def _generate(settings: Settings, tool: str, arguments: dict[str, Any], *, simulate: bool, as_json: bool) -> int:
+    from ..jobs import JobState
+    from ..simulator.session import simulated
+    from ..toolkit import Toolkit
+
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
         progress = Progress()
         try:
-            job = await toolkit.generate(LOCAL, tool, arguments, on_event=progress,
+            job = await toolkit.generate(toolkit.local_account(), tool, arguments, on_event=progress,
                                          origin={"surface": "cli", "simulated": simulate})
         finally:
             progress.done()
@@ -61,7 +63,7 @@ async def _generate(settings: Settings, tool: str, arguments: dict[str, Any], *,
 # -- jobs -----------------------------------------------------------------------------------
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    jobs = with_toolkit(args, lambda t: t.list_jobs(LOCAL, limit=args.limit, all_accounts=args.all))
+    jobs = with_toolkit(args, lambda t: t.list_jobs(t.local_account(), limit=args.limit, all_accounts=args.all))
     if args.json:
         print(json.dumps([job_json(j) | {"account": j.account, "created_at": j.created_at} for j in jobs], indent=2))
         return 0
@@ -78,7 +80,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    job = with_toolkit(args, lambda t: t.get_job(LOCAL, args.job_id))
+    job = with_toolkit(args, lambda t: t.get_job(t.local_account(), args.job_id))
     if args.json:
         print(json.dumps(job_json(job) | {"account": job.account, "params": job.params, "request_id": job.request_id,
                                           "logs": job.logs, "created_at": job.created_at,
@@ -89,7 +91,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
-    job, message = with_toolkit(args, lambda t: t.cancel_job(LOCAL, args.job_id))
+    job, message = with_toolkit(args, lambda t: t.cancel_job(t.local_account(), args.job_id))
     print(f"job {job.id}: {message}")
     return 0
 

@@ -13,9 +13,7 @@ The server itself is ``agent_tools.mcp_server``, imported only when the command 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,8 @@ def without_placeholder_keys(settings: Settings) -> Settings:
 # -- serving ------------------------------------------------------------------------------------
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    import asyncio
+
     _log_to_stderr(args.verbose)
     settings = without_placeholder_keys(settings_of(args))
     if args.tools is not None:
@@ -98,6 +98,9 @@ def _stop_on_sigterm() -> None:
     """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed."""
     if sys.platform == "win32":
         return
+    import asyncio
+    import signal
+
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)

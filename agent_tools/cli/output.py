@@ -2,24 +2,27 @@
 
 A command module parses its arguments, calls the Toolkit through ``with_toolkit`` (or opens one for a
 long run) and renders with these helpers, so every listing looks alike and every job reads the same.
+The Toolkit and the job engine are imported when a command first needs them, not here: every
+command module imports this one, and ``videogen models`` or ``--help`` should not pay for SQLite,
+httpx and the providers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import Settings, load_settings
-from ..jobs import Job, JobEvent, JobState
 from ..money import format_usd, to_usd
-from ..toolkit import LOCAL_ACCOUNT, Account, Toolkit
+
+if TYPE_CHECKING:
+    from ..jobs import Job, JobEvent
+    from ..toolkit import Toolkit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXIT_USAGE = 2  # a UserError: bad arguments, a refusal, a configuration problem
-LOCAL = Account(LOCAL_ACCOUNT, is_admin=True)  # the operator at the terminal
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -73,6 +76,8 @@ class Progress:
 
 
 def job_json(job: Job, *, simulated: bool = False) -> dict[str, Any]:
+    from ..jobs import JobState
+
     cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
     data = {"job_id": job.id, "state": job.state.value, "tool": job.tool, "cost_usd": to_usd(cost),
             "outputs": [{"url": o.get("url"), "path": o.get("path"), "content_type": o.get("content_type")}
@@ -86,6 +91,8 @@ def job_json(job: Job, *, simulated: bool = False) -> dict[str, Any]:
 
 
 def describe_job(job: Job) -> str:
+    from ..jobs import JobState
+
     cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
     lines = [f"job {job.id}: {job.state.value} — {job.tool} ({job.provider} {job.endpoint_id})",
              f"  cost: {format_usd(cost)}" + ("" if job.actual_micros is not None else " reserved (estimate)")]
@@ -105,6 +112,10 @@ def describe_job(job: Job) -> str:
 
 def with_toolkit(args: argparse.Namespace, action: Callable[[Toolkit], Awaitable[Any]]) -> Any:
     """Run one Toolkit call for a command: open (without resuming jobs), act, close."""
+    import asyncio
+
+    from ..toolkit import Toolkit
+
     async def go() -> Any:
         toolkit = await Toolkit.open(settings_of(args), resume=False)
         try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ..simulator import SimSettings, serve
 
     try:

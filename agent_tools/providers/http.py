@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from pathlib import Path
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,18 @@ RETRYABLE_TRANSPORT: tuple[type[httpx.TransportError], ...] = (
 """Transport errors worth another try of an idempotent call (not e.g. ``UnsupportedProtocol``)."""
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client this process makes: each ``httpx.AsyncClient()``
+    would otherwise build its own and load the CA bundle again (tens of ms per client at start)."""
+    return httpx.create_ssl_context()
+
+
+def new_client(**options: Any) -> httpx.AsyncClient:
+    """An httpx client on the shared TLS context."""
+    return httpx.AsyncClient(verify=shared_ssl_context(), **options)
 UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 ResponsePredicate = Callable[[httpx.Response, int], bool]
@@ -352,13 +366,20 @@ class KeyedClient:
         key_text = reveal_key(key, provider=self.label, setting=key_setting)
         self._auth = SecretStr(f"{scheme} {key_text}")
         self._redact = Redactor(key_text)
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._http = client
         self._owns_client = client is None
         self.retry = retry or RetryPolicy()
 
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use: a server that never calls this provider never builds one."""
+        if self._http is None:
+            self._http = new_client(timeout=DEFAULT_TIMEOUT)
+        return self._http
+
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_client and self._http is not None:
+            await self._http.aclose()
 
     async def __aenter__(self) -> Any:
         return self

@@ -1,0 +1,94 @@
+"""What a start loads (issue 11): ``videogen models`` / ``estimate`` / ``--help`` never import the job
+engine, httpx, aiosqlite or the providers; a Toolkit with both API keys set builds no HTTP client
+and imports no provider until a provider is called; the MCP server imports jsonschema only when a
+call needs it. Each check runs in a fresh interpreter and reads ``sys.modules`` — a behaviour
+check, not a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("agent_tools.jobs", "httpx", "aiosqlite", "agent_tools.providers.fal", "agent_tools.providers.wavespeed",
+         "agent_tools.providers.http", "agent_tools.toolkit", "agent_tools.media")
+
+
+def loaded_after(code: str, tmp_path: Path, **env: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code`` (which prints nothing else)."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)), file=sys.__stdout__)\n"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_"))}
+    environment.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+                       VIDEOGEN_DB=str(tmp_path / "v.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"), **env)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("argv", [["models"], ["models", "--json"], ["estimate", "pika_text_to_video", "--prompt", "x"],
+                                  ["--help"], ["generate", "--help"]])
+def test_catalog_commands_and_help_load_no_engine_http_or_database(tmp_path, argv):
+    code = ("import contextlib, io\nfrom agent_tools.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    try:\n        main({argv!r})\n    except SystemExit:\n        pass\n")
+    loaded = loaded_after(code, tmp_path)
+    assert "agent_tools.catalog" in loaded, "the command ran"
+    assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_the_heavy_modules_are_real_names(tmp_path):
+    """The list above must name modules that exist, or the test above could never fail."""
+    loaded = loaded_after("import agent_tools.toolkit, agent_tools.providers.fal, agent_tools.providers.wavespeed",
+                          tmp_path)
+    assert set(HEAVY) <= loaded
+
+
+MCP_START = """
+import asyncio
+from agent_tools.config import load_settings
+from agent_tools.mcp_server.server import build_server
+from agent_tools.toolkit import Toolkit
+
+async def start():
+    toolkit = await Toolkit.open(load_settings(None))
+    try:
+        build_server(toolkit, lambda ctx: None, local_files=True)
+        assert sorted(toolkit.adapters) == ["fal", "wavespeed"], sorted(toolkit.adapters)
+    finally:
+        await toolkit.close()
+
+asyncio.run(start())
+"""
+
+
+def test_an_mcp_start_with_both_keys_builds_no_http_client_and_no_validator(tmp_path):
+    loaded = loaded_after(MCP_START, tmp_path, FAL_KEY="k-fal", WAVESPEED_API_KEY="k-ws")
+    assert "agent_tools.mcp_server.server" in loaded
+    assert sorted(loaded & {"httpx", "jsonschema", "agent_tools.providers.fal", "agent_tools.providers.wavespeed"}) == []
+
+
+async def test_adapters_are_built_on_first_use_and_share_one_tls_context(tmp_path):
+    from agent_tools.config import Settings
+    from agent_tools.providers.http import shared_ssl_context
+    from agent_tools.toolkit import ProviderAdapters
+
+    settings = Settings.model_validate({"fal": {"key": "k-fal"}, "wavespeed": {"key": "k-ws"}})
+    adapters = ProviderAdapters(settings)
+    assert sorted(adapters) == ["fal", "wavespeed"] and adapters.built() == []
+    fal, wavespeed = adapters["fal"], adapters["wavespeed"]
+    assert adapters["fal"] is fal and len(adapters.built()) == 2
+    try:
+        contexts = {id(a._client._transport._pool._ssl_context) for a in (fal, wavespeed)}
+        assert contexts == {id(shared_ssl_context())}
+    finally:
+        for adapter in adapters.built():
+            await adapter.aclose()
+    with pytest.raises(KeyError):
+        ProviderAdapters(Settings.model_validate({"fal": {"key": "k-fal"}}))["wavespeed"]
