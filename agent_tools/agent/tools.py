@@ -18,15 +18,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..catalog import CATALOG, ModelSpec
 from ..schemas import generation_annotations
 from . import schemas as s
+from . import MODES, Mode
 from .schemas import WAIT_SECONDS, WAIT_SECONDS_PROPERTY
 
-Mode = Literal["default", "compact"]
-MODES: tuple[Mode, ...] = ("default", "compact")
 
 READ_ONLY = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 READ_ONLY_REMOTE = {**READ_ONLY, "openWorldHint": True}

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..agent.tools import MODES
+from ..agent import MODES
 from ..config import Settings
 from ..mcp_server import claude_desktop
 from ..simulator.session import simulated

@@ -9,7 +9,6 @@ dashboard itself is ``agent_tools.web``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -17,6 +16,8 @@ from .output import exposure_warning, settings_of
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    import asyncio
+
     settings = settings_of(args)
     host = args.host or settings.web.host
     port = settings.web.port if args.port is None else args.port
