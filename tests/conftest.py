@@ -31,3 +31,33 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# -- PostgreSQL (see tests/postgres_server.py) -------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """This run's own database on the test server, or the reason there is none."""
+    from postgres_server import open_server
+
+    yield from open_server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A URL for an empty schema of its own on the test server; skips (or fails) without one."""
+    from postgres_server import unavailable
+
+    if isinstance(postgres_server, str):
+        unavailable(postgres_server)
+    schema, url = postgres_server.new_schema()
+    yield url
+    postgres_server.drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    """Where a test's database lives, once per backend: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "videogen.db")
+    return request.getfixturevalue("postgres_url")
