@@ -402,8 +402,8 @@ class Ledger:
             hourly = 0
             if limit.jobs_per_hour is not None:
                 where, args = self._scope_filter(scope, scope_id)
-                hourly = (await run(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?",
-                                    (*args, now - 3600)))[0][0]
+                hourly = (await run(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?"
+                                    f" AND tool NOT LIKE '{totals.TOKEN_PREFIX}%'", (*args, now - 3600)))[0][0]
             result[(scope, scope_id)] = {"daily": rows.get((scope, scope_id, day), zero).charge_micros,
                                          "monthly": rows.get((scope, scope_id, month), zero).charge_micros,
                                          "concurrent": rows.get((scope, scope_id, totals.ALL), zero).open_holds,
@@ -447,8 +447,10 @@ class Ledger:
             warnings = []
             limits = await self.effective_limits(who, tx)
             used = await self._usage(run, limits, now)
+            job = totals.is_job(tool)
             for (scope, scope_id), scope_limits in limits.items():
-                warnings += self._check(scope, scope_limits, used[(scope, scope_id)], estimate_micros, what, now)
+                warnings += self._check(scope, scope_limits, used[(scope, scope_id)], estimate_micros, what, now,
+                                        job=job)
             hold_id = uuid.uuid4().hex[:20]
             await tx.execute(
                 "INSERT INTO holds(id, idempotency_key, account, guild_id, tool, estimate_micros, state, created_at,"
@@ -456,7 +458,7 @@ class Ledger:
                 (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
             await self._audit(tx, hold_id, who.account, "reserve", estimate_micros, tool, who.account)
             await totals.add(tx, totals.keys_of(who.account, who.guild_id, now, self.tz),
-                             totals.Total(estimate_micros, 1, 1))
+                             totals.Total(estimate_micros, 1, 1 if job else 0))
             if tx_hook is not None and (job_id := await tx_hook(tx, hold_id)):
                 # linked from the start, so ``holds`` can say what became of the job
                 await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
@@ -473,10 +475,13 @@ class Ledger:
         effective = await self.effective_limits(who)
         usage = await self._usage(self.db.fetchall, effective, now)
         for (scope, scope_id), limits in effective.items():
-            self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now)
+            self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now,
+                        job=totals.is_job(tool))
 
     def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,
-               now: float) -> list[str]:
+               now: float, *, job: bool = True) -> list[str]:
+        """Raise ``QuotaExceeded`` if ``asked`` breaks a limit; the job-count limits apply to jobs only
+        (a chat agent's token charge is money, not a job). Returns the budget warnings."""
         windows = self.windows(now)
         for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
             if cap is not None and asked > cap:
@@ -491,13 +496,13 @@ class Ledger:
                                     limit=windows[kind].name, scope=scope, resets_at=windows[kind].end, now=now,
                                     tz=self.tz)
         owner = {"account": "You have", "guild": "This server has", "global": "The operator's account has"}[scope]
-        if limits.concurrent_jobs is not None and used["concurrent"] >= limits.concurrent_jobs:
+        if job and limits.concurrent_jobs is not None and used["concurrent"] >= limits.concurrent_jobs:
             raise QuotaExceeded(
                 what=what, asked_micros=asked, remaining_micros=None, limit="concurrent jobs", scope=scope,
                 resets_at=None, now=now, tz=self.tz,
                 message=(f"{owner} {used['concurrent']} job(s) running, the limit at once is "
                          f"{limits.concurrent_jobs}; wait for one to finish or cancel one, then try again."))
-        if limits.jobs_per_hour is not None and used["hourly"] >= limits.jobs_per_hour:
+        if job and limits.jobs_per_hour is not None and used["hourly"] >= limits.jobs_per_hour:
             raise QuotaExceeded(
                 what=what, asked_micros=asked, remaining_micros=None, limit="jobs per hour", scope=scope,
                 resets_at=None, now=now, tz=self.tz,
@@ -525,15 +530,16 @@ class Ledger:
             row = await (await conn.execute(
                 f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
                 f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})"
-                f" RETURNING account, guild_id, created_at, estimate_micros, actual_micros",
+                f" RETURNING account, guild_id, created_at, estimate_micros, actual_micros, tool",
                 (to, amount, job_id, now, hold_id, *from_states))).fetchone()
             if row is None:
                 return False
-            account, guild_id, created_at, estimate, actual = tuple(row)
+            account, guild_id, created_at, estimate, actual, tool = tuple(row)
             await self._audit(conn, hold_id, account, to, amount, detail, actor, now)
             if ends:  # an open hold counted its estimate; now it counts its actual cost, or nothing
                 await totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz),
-                                 totals.Total(totals.charge_of(to, estimate, actual) - estimate, 0, -1))
+                                 totals.Total(totals.charge_of(to, estimate, actual) - estimate, 0,
+                                              -1 if totals.is_job(tool) else 0))
             return True
 
         if tx is not None:

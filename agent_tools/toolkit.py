@@ -28,7 +28,8 @@ from .db import Database
 from .errors import UserError
 from .followups import ANIMATE_TOOL, animate_arguments, reroll_arguments
 from .jobs import EventCallback, Job, JobEngine, JobEventRow, JobNotFound, JobState, Reroute
-from .ledger import AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, SpendRow, TokenInfo
+from .ledger import (AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, Requester, Reservation, SpendRow,
+                     TokenInfo)
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .money import format_usd
@@ -471,6 +472,17 @@ class Toolkit:
         if all_accounts and not account.is_admin:
             raise UserError("Only admins can see every account's spend.")
         return await self.ledger.spend_by_day(by=by, since=since, account=None if all_accounts else account.name)
+
+    async def reserve_charge(self, account: Account, micros: int, key: str, *, tool: str, what: str) -> Reservation:
+        """Hold ``micros`` for something that is not a generation (a chat agent's model call, tool
+        ``llm:<model>``) against every spend limit, as ``generate`` does; ``QuotaExceeded`` if it can't."""
+        return await self.ledger.reserve(account.requester, micros, f"{account.name}:{key}", tool=tool, what=what)
+
+    async def settle_charge(self, hold_id: str, micros: int, *, detail: str = "") -> bool:
+        return await self.ledger.settle(hold_id, micros, detail=detail)
+
+    async def release_charge(self, hold_id: str, *, detail: str = "") -> bool:
+        return await self.ledger.release(hold_id, detail=detail)
 
     async def open_holds(self, account: Account) -> list[Hold]:
         """Holds not yet settled or released, with their job's state — the operator's to-do list."""

@@ -27,6 +27,15 @@ import aiosqlite
 
 ALL = "all"
 TIMEZONE_KEY = "totals_timezone"
+TOKEN_PREFIX = "llm:"
+"""Holds whose tool starts with this are a chat agent's token charges (``llm:<model>``): they
+count against the spend caps like any hold, but they are not jobs, so they count neither as a
+job running at once (``open_holds``) nor as a job started in the last hour."""
+
+
+def is_job(tool: str) -> bool:
+    """Whether a hold for ``tool`` is a job (a generation), not a token charge."""
+    return not tool.startswith(TOKEN_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,17 @@ async def read(run: Any, scopes: Iterable[tuple[str, str]], day: str, month: str
 
 
 def expected(holds: Iterable[Mapping[str, Any]], tz: ZoneInfo) -> dict[Key, Total]:
-    """The totals recomputed from hold rows (account, guild_id, created_at, state, estimate, actual)."""
+    """The totals recomputed from hold rows (account, guild_id, created_at, state, estimate, actual, tool)."""
     result: dict[Key, Total] = {}
     for h in holds:
         one = Total(charge_of(h["state"], h["estimate_micros"], h["actual_micros"]), 1,
-                    1 if h["state"] in ("held", "submitted") else 0)
+                    1 if h["state"] in ("held", "submitted") and is_job(h["tool"]) else 0)
         for key in keys_of(h["account"], h["guild_id"], h["created_at"], tz):
             result[key] = result.get(key, Total()) + one
     return result
 
 
-HOLD_COLUMNS = "account, guild_id, created_at, state, estimate_micros, actual_micros"
+HOLD_COLUMNS = "account, guild_id, created_at, state, estimate_micros, actual_micros, tool"
 
 
 async def stored_timezone(tx: aiosqlite.Connection) -> str | None:
