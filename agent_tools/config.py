@@ -36,6 +36,9 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("WAVESPEED_API_KEY", ("wavespeed", "key")),
     ("DISCORD_TOKEN", ("discord", "token")),
     ("VIDEOGEN_WEB_SECRET", ("web", "secret")),
+    ("VIDEOGEN_LLM_API_KEY", ("llm", "api_key")),
+    ("VIDEOGEN_LLM_BASE_URL", ("llm", "base_url")),
+    ("VIDEOGEN_LLM_MODEL", ("llm", "model")),
     ("VIDEOGEN_FAL_QUEUE_URL", ("fal", "queue_url")),
     ("VIDEOGEN_FAL_REST_URL", ("fal", "rest_url")),
     ("VIDEOGEN_WAVESPEED_BASE_URL", ("wavespeed", "base_url")),
@@ -207,6 +210,36 @@ class WebSettings(_Section):
                                   "start, which signs everyone out on restart")
 
 
+class LlmSettings(_Section):
+    """The chat agent's language model: any OpenAI-compatible endpoint, its price, and the agent's bounds."""
+
+    base_url: str | None = Field(default=None, description="OpenAI-compatible API base URL (default: OpenAI's)")
+    model: str | None = Field(default=None, max_length=200, description="the model name the endpoint knows")
+    api_key: SecretStr | None = Field(default=None, description="API key (env VIDEOGEN_LLM_API_KEY)")
+    usd_per_mtok_input: Decimal = Field(default=Decimal("0"), ge=0, le=MAX_USD,
+                                        description="USD per million prompt tokens, booked on the ledger")
+    usd_per_mtok_output: Decimal = Field(default=Decimal("0"), ge=0, le=MAX_USD,
+                                         description="USD per million completion tokens, booked on the ledger")
+    confirm_above_usd: Decimal | None = Field(
+        default=None, ge=0, le=MAX_USD, description="ask before a generation priced above this; unset = always ask")
+    max_tool_calls: int = Field(default=12, ge=1, le=100, description="tool calls per turn at most")
+    max_generations: int = Field(default=1, ge=0, le=20, description="generations per turn at most")
+    max_tokens: int = Field(default=1024, ge=16, le=100_000, description="completion tokens per model call")
+    history_messages: int = Field(default=40, ge=2, le=1000, description="stored messages replayed to the model")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="one model call's time limit")
+    max_retries: int = Field(default=2, ge=0, le=10, description="retries of a failed model call (the SDK's)")
+    stream: bool = Field(default=True, description="stream answers (turn off for a server without streaming)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @property
+    def confirm_above_micros(self) -> int | None:
+        return None if self.confirm_above_usd is None else usd(self.confirm_above_usd)
+
+
 class PollingSettings(_Section):
     initial_seconds: float = Field(default=1.0, gt=0, le=60)
     max_seconds: float = Field(default=10.0, gt=0, le=600)
@@ -253,6 +286,7 @@ class Settings(_Section):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     prices: dict[str, dict[str, Decimal]] = Field(
@@ -360,7 +394,7 @@ _FRIENDLY = {
     "list_type": "expected a list, such as [1, 2]",
     "extra_forbidden": "unknown setting (config.example.toml lists every setting)",
 }
-_SECRET_KEYS = {"key", "token", "secret"}
+_SECRET_KEYS = {"key", "token", "secret", "api_key"}
 
 
 def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:

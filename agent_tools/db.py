@@ -178,6 +178,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN failover TEXT NOT NULL DEFAULT '{}'
     """,
+    # 8: the chat agent's conversations (one per Discord thread or terminal session) and their
+    # messages, stored exactly as they are replayed to the language model, so a restart continues.
+    """
+    CREATE TABLE chat_conversations(id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, account TEXT NOT NULL,
+                                    surface TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE chat_messages(conversation_id TEXT NOT NULL REFERENCES chat_conversations(id), seq INTEGER NOT NULL,
+                               role TEXT NOT NULL CHECK(role IN ('user','assistant','tool')), message TEXT NOT NULL,
+                               model TEXT, input_tokens INTEGER, output_tokens INTEGER, cost_micros INTEGER,
+                               created_at REAL NOT NULL, PRIMARY KEY(conversation_id, seq))
+    """,
 )
 
 

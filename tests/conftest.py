@@ -25,7 +25,7 @@ def clean_env(monkeypatch, tmp_path):
     """No config file and no videogen/provider variables from the developer's shell."""
     for var in ("FAL_KEY", "WAVESPEED_API_KEY", "DISCORD_TOKEN", "VIDEOGEN_CONFIG", "VIDEOGEN_DB",
                 "VIDEOGEN_MEDIA_DIR", "VIDEOGEN_FAL_QUEUE_URL", "VIDEOGEN_FAL_REST_URL",
-                "VIDEOGEN_WAVESPEED_BASE_URL"):
+                "VIDEOGEN_WAVESPEED_BASE_URL", "VIDEOGEN_LLM_BASE_URL", "VIDEOGEN_LLM_MODEL", "VIDEOGEN_LLM_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))

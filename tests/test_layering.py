@@ -8,6 +8,8 @@ inside functions, which are still dependencies — and the graph is checked agai
                         and nothing imports it
     mcp_server, web,    surfaces; may import the core, never the CLI or another surface
     bots
+    chat                the chat agent loop, a layer shared by surfaces (``videogen chat``, the bot):
+                        it imports only the core, and surfaces may import it
     everything else     the core; imports no surface
 
 A failure names the file, the line and the import that breaks the rule.
@@ -23,7 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agent_tools", "bots")
-SURFACES = ("agent_tools.cli", "agent_tools.mcp_server", "agent_tools.web", "bots")
+SURFACES = ("agent_tools.cli", "agent_tools.mcp_server", "agent_tools.web", "agent_tools.chat", "bots")
+SHARED = ("agent_tools.chat",)
+"""Rooms above the core that other surfaces may import; they themselves import only the core."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def test_the_graph_is_read():
     assert ("agent_tools.cli.main", "agent_tools.cli.mcp") in pairs          # from . import mcp
     assert ("agent_tools.cli.mcp", "agent_tools.mcp_server.server") in pairs  # inside a function
     assert ("bots.discord.app", "agent_tools.toolkit") in pairs
+    assert ("agent_tools.cli.chat", "agent_tools.chat.agent") in pairs
     assert len(project_modules()) > 60
 
 
@@ -120,7 +125,8 @@ def test_surfaces_import_no_other_surface_and_nothing_imports_the_cli():
         source, target = room(e.source), room(e.target)
         if target == "agent_tools.cli" and source != "agent_tools.cli":
             offending.append(f"{e.where}: {e.source} imports the CLI ({e.target})")
-        elif source not in ("core", "agent_tools.cli", target) and target != "core":
+        elif source not in ("core", "agent_tools.cli", target) and target != "core" \
+                and not (target in SHARED and source not in SHARED):
             offending.append(f"{e.where}: surface {e.source} imports another surface's {e.target}")
     assert not offending, "\n".join(offending)
 
@@ -165,7 +171,14 @@ def find_cycles(graph: dict[str, list[Edge]]) -> list[list[Edge]]:
     return cycles
 
 
+def test_a_shared_layer_imports_only_the_core():
+    offending = [f"{e.where}: {e.source} imports {e.target} ({room(e.target)})" for e in import_graph()
+                 if room(e.source) in SHARED and room(e.target) not in ("core", room(e.source))]
+    assert not offending, "\n".join(offending)
+
+
 @pytest.mark.parametrize("package", ["agent_tools", "agent_tools.cli", "agent_tools.mcp_server", "agent_tools.web",
+                                     "agent_tools.agent", "agent_tools.chat",
                                      "agent_tools.catalog", "agent_tools.providers", "agent_tools.simulator",
                                      "bots", "bots.discord"])
 def test_every_package_says_what_it_is_for(package):
