@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def fox_script() -> list:
     """The model's side of the happy path: look, price, run, report."""
     return [
         {"text": "Let me find a cheap text-to-video model.",
-         "tool_calls": [("list_models", {"category": "text-to-video", "max_cost_usd": 0.5})]},
+         "tool_calls": [("recommend_models", {"category": "text-to-video", "duration_seconds": 6,
+                                              "max_cost_usd": 0.5})]},
         {"tool_calls": [("estimate_cost", {"model": "hailuo_02_text_to_video", "arguments": HAILUO})]},
         {"text": "Hailuo 02 costs $0.27 for 6 s.", "tool_calls": [
             ("generate", {"model": "hailuo_02_text_to_video", "arguments": HAILUO})]},
@@ -83,7 +85,7 @@ async def test_a_request_is_planned_priced_confirmed_generated_and_delivered(tmp
     code, out, err = await chat(settings, FOX, answers="y\n")
     assert code == 0, err
     assert "Let me find a cheap text-to-video model." in out and "Done! " in out
-    assert "→ list_models(" in err and "→ estimate_cost(" in err and "estimate_cost $0.27" in err
+    assert "→ recommend_models(" in err and "→ estimate_cost(" in err and "estimate_cost $0.27" in err
     assert "Run hailuo_02_text_to_video for $0.27" in err and "[y/N]" in err
     assert "succeeded" in err  # the job's card, with where the clip is
     clip = next(Path(line.split("output:")[1].strip()) for line in err.splitlines() if "output:" in line)
@@ -91,12 +93,13 @@ async def test_a_request_is_planned_priced_confirmed_generated_and_delivered(tmp
 
     # the model saw the compact tools, the tool results, and asked for usage in the stream
     first, second, last = llm.requests[0], llm.requests[1], llm.requests[-1]
-    assert [t["function"]["name"] for t in first["tools"]][:3] == ["list_models", "describe_model", "generate"]
+    assert {t["function"]["name"] for t in first["tools"]} >= {"recommend_models", "list_models", "describe_model",
+                                                                "estimate_cost", "generate", "get_quota"}
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
     assert first["messages"][0]["role"] == "system" and first["messages"][1] == {"role": "user", "content": FOX}
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
-    assert "hailuo_02_text_to_video" in tool_result(second, "list_models")
-    assert "veo3_fast" not in tool_result(second, "list_models")  # over max_cost_usd
+    assert "hailuo_02_text_to_video" in tool_result(second, "recommend_models")
+    assert "veo3_fast" not in tool_result(second, "recommend_models")  # over max_cost_usd
     assert "succeeded" in tool_result(last, "generate")
 
     holds, spend = await books(settings)
@@ -240,7 +243,7 @@ async def test_non_streamed_replies_work_too(tmp_path, sim, llm):
     assert code == 0 and "[y/N]" not in err  # $0.27 is under confirm_above_usd
     data = json.loads(out)
     assert "stream" not in llm.requests[0]
-    assert [c["name"] for c in data["tool_calls"]] == ["list_models", "estimate_cost", "generate"]
+    assert [c["name"] for c in data["tool_calls"]] == ["recommend_models", "estimate_cost", "generate"]
     assert data["tool_calls"][2]["price_usd"] == 0.27 and data["jobs"][0]["state"] == "succeeded"
     assert data["jobs"][0]["outputs"][0]["path"] and data["llm"]["cost_usd"] == 4 * 480 / 1e6
 
@@ -262,6 +265,15 @@ def test_without_settings_chat_says_what_to_set(capsys, clean_env):
     code = main(["chat", "hello"])
     err = capsys.readouterr().err
     assert code == 2 and "[llm] model (or VIDEOGEN_LLM_MODEL)" in err and "videogen[chat]" in err
+
+
+def test_without_the_openai_package_chat_says_what_to_install(capsys, clean_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)  # import openai → ImportError
+    monkeypatch.setenv("VIDEOGEN_LLM_MODEL", "gpt-4.1-mini")
+    monkeypatch.setenv("VIDEOGEN_LLM_API_KEY", "sk-not-shown")
+    code = main(["chat", "hello"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs the openai package: pip install 'videogen[chat]'" in err and "sk-not-shown" not in err
 
 
 def test_one_shot_with_yes_json_and_simulate(capsys, clean_env, llm, monkeypatch):

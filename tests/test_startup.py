@@ -33,7 +33,7 @@ def loaded_after(code: str, tmp_path: Path, **env: str) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["models"], ["models", "--json"], ["estimate", "pika_text_to_video", "--prompt", "x"],
-                                  ["--help"], ["generate", "--help"]])
+                                  ["--help"], ["generate", "--help"], ["chat", "--help"]])
 def test_catalog_commands_and_help_load_no_engine_http_or_database(tmp_path, argv):
     code = ("import contextlib, io\nfrom agent_tools.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"

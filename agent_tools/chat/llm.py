@@ -207,7 +207,7 @@ def check_settings(settings: LlmSettings) -> None:
                        "for a local server such as Ollama")
     if missing:
         raise LlmUnavailable("The chat agent has no language model configured. Set " + "; and ".join(missing)
-                             + f". It also needs the openai package: {INSTALL_HINT}")
+                             + f". It also needs the chat extra, if not installed yet: {INSTALL_HINT}")
 
 
 def _short(exc: Any) -> str:

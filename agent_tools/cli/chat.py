@@ -2,102 +2,34 @@
 
 One-shot (``videogen chat "a cheap 6 s clip of a fox in the snow"``) or interactive (no message:
 one turn per line until end of input or ``/exit``). The answer streams to stdout; each tool call
-and its price, progress and the confirmation question go to stderr. A generation is run only
-after ``y`` (or without asking with ``--yes``, or when it costs no more than
+and its price, progress and the confirmation question go to stderr (``chat_terminal``). A
+generation is run only after ``y`` (or without asking with ``--yes``, or when it costs no more than
 ``[llm] confirm_above_usd``). ``--json`` prints each turn's messages, tool calls and jobs as JSON
-instead of streaming text. A conversation is stored: ``--session NAME`` continues it later.
+instead of streaming text. A conversation is stored: ``--session NAME`` continues it later. The
+agent, the Toolkit and the SDK are imported when the command runs, not at ``videogen --help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import uuid
-from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..agent.executor import ToolResult
-from ..chat.agent import Answer, ChatAgent, PendingRun, TurnReport, TurnUI, dumps, turn_json
-from ..chat.llm import LlmClient, check_settings
 from ..config import Settings
 from ..errors import UserError
-from ..jobs import Job, JobEvent, JobState
 from ..money import format_usd
-from ..simulator.session import simulated
-from ..toolkit import Toolkit
-from .output import LOCAL, Progress, describe_job, settings_of
+from .output import settings_of
 
-
-class TerminalUI(TurnUI):
-    """Streams text to ``out``; tool calls, progress and questions to ``err``; answers from ``inp``."""
-
-    def __init__(self, *, out: TextIO, err: TextIO, inp: TextIO, yes: bool, stream_text: bool) -> None:
-        self.out, self.err, self.inp = out, err, inp
-        self.yes = yes
-        self.stream_text = stream_text
-        self._progress = Progress(err, prefix="  ")
-        self._open_line = False
-
-    def _say(self, text: str) -> None:
-        if self._open_line:
-            self.out.write("\n")
-            self.out.flush()
-            self._open_line = False
-        self.err.write(text + "\n")
-        self.err.flush()
-
-    async def text(self, delta: str) -> None:
-        if self.stream_text:
-            self.out.write(delta)
-            self.out.flush()
-            self._open_line = not delta.endswith("\n")
-
-    async def tool_started(self, name: str, arguments: Mapping[str, Any]) -> None:
-        self._say(f"→ {name}({_brief(arguments)})")
-
-    async def tool_finished(self, name: str, arguments: Mapping[str, Any], result: ToolResult,
-                            price_micros: int | None) -> None:
-        first = result.text.strip().splitlines()[0] if result.text.strip() else ""
-        price = f" {format_usd(price_micros)}" if price_micros is not None else ""
-        mark = "✗" if result.is_error else "✓"
-        self._say(f"  {mark} {name}{price}: {first[:160]}")
-
-    async def confirm(self, pending: PendingRun) -> Answer:
-        label = f"{pending.spec.tool} for {pending.quote.usd} ({pending.quote.formula})"
-        if self.yes or not pending.must_ask:
-            self._say(f"  running {label}" + (" (--yes)" if self.yes and pending.must_ask else ""))
-            return Answer(True)
-        self._say(f"  prompt: {pending.arguments.get('prompt', '')!s:.200}")
-        self.err.write(f"Run {label}? [y/N] ")
-        self.err.flush()
-        line = await asyncio.to_thread(self.inp.readline)
-        ok = line.strip().lower() in ("y", "yes")
-        if not line.endswith("\n"):
-            self.err.write("\n")
-        self._say("  running it" if ok else "  not run; nothing was charged")
-        return Answer(ok)
-
-    async def progress(self, event: JobEvent) -> None:
-        self._progress(event)
-
-    async def finished(self, job: Job) -> None:
-        self._progress.done()
-        self._say(describe_job(job))
-
-    def end_turn(self) -> None:
-        if self._open_line:
-            self.out.write("\n")
-            self.out.flush()
-            self._open_line = False
-
-
-def _brief(arguments: Mapping[str, Any]) -> str:
-    text = ", ".join(f"{k}={v!r}" if not isinstance(v, dict) else f"{k}={{{_brief(v)}}}" for k, v in arguments.items())
-    return text if len(text) <= 160 else text[:157] + "..."
+if TYPE_CHECKING:
+    from ..chat.agent import TurnReport
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..chat.llm import check_settings
+
     settings = settings_of(args)
     check_settings(settings.llm)  # before anything starts: say exactly what to set
     return asyncio.run(run_chat(settings, args.message, session=args.session, yes=args.yes, as_json=args.json,
@@ -108,17 +40,27 @@ async def run_chat(settings: Settings, message: str | None, *, session: str | No
                    simulate: bool, out: TextIO | None = None, err: TextIO | None = None,
                    inp: TextIO | None = None) -> int:
     """Run one message (or, with ``message`` None, a session read from ``inp``); 1 if a job failed."""
+    import asyncio
+
+    from ..chat.agent import ChatAgent, dumps, turn_json
+    from ..chat.llm import LlmClient
+    from ..jobs import JobState
+    from ..simulator.session import simulated
+    from ..toolkit import Toolkit
+    from .chat_terminal import TerminalUI
+
     out, err, inp = out or sys.stdout, err or sys.stderr, inp or sys.stdin
     llm = LlmClient.from_settings(settings.llm)
     try:
         async with simulated(settings, simulate) as effective:
             toolkit = await Toolkit.open(effective)
             try:
+                me = toolkit.local_account()
                 agent = ChatAgent(toolkit, llm, effective.llm, local_files=True, follow_jobs=True,
                                   origin={"surface": "chat", "simulated": simulate})
                 key = f"terminal:{session or uuid.uuid4().hex[:12]}"
-                conversation = await agent.store.open(key, account=LOCAL.name, surface="terminal")
-                if conversation.account != LOCAL.name:
+                conversation = await agent.store.open(key, account=me.name, surface="terminal")
+                if conversation.account != me.name:
                     err.write(f"error: session {session!r} belongs to another account.\n")
                     return 2
                 ui = TerminalUI(out=out, err=err, inp=inp, yes=yes, stream_text=not as_json)
@@ -142,7 +84,7 @@ async def run_chat(settings: Settings, message: str | None, *, session: str | No
                         if not text:
                             continue
                     try:
-                        report = await agent.turn(conversation, LOCAL, text, ui)
+                        report = await agent.turn(conversation, me, text, ui)
                     except UserError as exc:
                         if messages is not None:
                             raise  # one-shot: the command fails with the message
