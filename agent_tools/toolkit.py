@@ -10,7 +10,7 @@ means nothing was submitted and nothing is owed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,15 +109,17 @@ def build_adapter(settings: Settings, provider: str) -> ProviderAdapter:
     return WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url)
 
 
-class ProviderAdapters(Mapping[str, ProviderAdapter]):
+class ProviderAdapters(MutableMapping[str, ProviderAdapter]):
     """An adapter for each provider that has a key configured, each built on first use: a server
-    that has not called a provider yet has not imported httpx or built an HTTP client for it."""
+    that has not called a provider yet has not imported httpx or built an HTTP client for it.
+    It is a mapping like the plain dict it replaces (tests and callers may add or remove one)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._names = [name for name, section in (("fal", settings.fal), ("wavespeed", settings.wavespeed))
                        if section.key is not None]
         self._built: dict[str, ProviderAdapter] = {}
+        self._removed: list[ProviderAdapter] = []  # built, then taken out: still to be closed
 
     def __getitem__(self, name: str) -> ProviderAdapter:
         if name not in self._names:
@@ -126,15 +128,29 @@ class ProviderAdapters(Mapping[str, ProviderAdapter]):
             self._built[name] = build_adapter(self._settings, name)
         return self._built[name]
 
+    def __setitem__(self, name: str, adapter: ProviderAdapter) -> None:
+        if name in self._built and self._built[name] is not adapter:
+            self._removed.append(self._built[name])
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = adapter
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+        self._names.remove(name)
+        if name in self._built:
+            self._removed.append(self._built.pop(name))
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
+        return iter(list(self._names))
 
     def __len__(self) -> int:
         return len(self._names)
 
     def built(self) -> list[ProviderAdapter]:
         """The adapters made so far (the ones there is something to close)."""
-        return list(self._built.values())
+        return [*self._built.values(), *self._removed]
 
 
 MISSING_KEY = {
