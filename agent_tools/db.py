@@ -9,6 +9,7 @@ coroutines from interleaving statements inside one transaction on the shared con
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -195,12 +196,27 @@ class DatabaseUnavailable(UserError):
     """The database cannot be opened or written: nothing paid may be submitted until it can."""
 
 
+class DatabaseLost(DatabaseUnavailable):
+    """The database file was deleted or replaced under this process: whatever it would write now
+    would go to a file nobody can see, so it refuses every further read and write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"The database file {path} was deleted or replaced while this process was using it; videogen stopped "
+            "before recording or submitting anything more. Put the file back (or let a fresh one be created) and "
+            "start again; any job already sent is named above with its provider request id.")
+
+
 def _unavailable(path: Path, exc: BaseException) -> DatabaseUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
         hint = "another process holds a write lock for too long; retry, or stop the process holding it"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:
         hint = "the file is not a usable SQLite database; move it aside (keep it for recovery) or set VIDEOGEN_DB"
+    elif "full" in text:
+        hint = f"the disk holding {path.parent} is full; free some space, then retry"
+    elif "disk I/O" in text:
+        hint = "the disk reported an error (removed, failing or full); check it, then retry"
     elif "readonly" in text or "permission" in text.lower() or "unable to open" in text:
         hint = "check that the file and its directory are writable, or set VIDEOGEN_DB to another path"
     else:
@@ -215,30 +231,49 @@ class Database:
         self.path = path
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._identity = _file_identity(path)
+        self._lost = False
 
     @classmethod
-    async def open(cls, path: str | Path) -> "Database":
+    async def open(cls, path: str | Path, *, busy_timeout_ms: int | None = None) -> "Database":
         path = Path(path).expanduser()
+        busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise _unavailable(path, exc) from None
-        db = cls(path, conn)
         try:
+            db = cls(path, conn)
             conn.row_factory = sqlite3.Row
-            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await db._migrate()
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             await conn.close()
             raise _unavailable(path, exc) from None
         except BaseException:
             await conn.close()
             raise
         return db
+
+    def _check_file(self) -> None:
+        """Stop at once if the file this connection writes is no longer the one at ``path`` (deleted,
+        or replaced by a copy): SQLite would go on writing into the unlinked file without a word."""
+        if not self._lost and _file_identity(self.path) != self._identity:
+            self._lost = True
+        if self._lost:
+            raise DatabaseLost(self.path)
+
+    async def _rollback(self) -> None:
+        """ROLLBACK, unless SQLite already ended the transaction itself (it does on a full disk)."""
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                raise
 
     async def close(self) -> None:
         await self._conn.close()
@@ -261,6 +296,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back. One at a time per process."""
         async with self._lock:
+            self._check_file()
             begin = asyncio.ensure_future(self._conn.execute("BEGIN IMMEDIATE"))
             try:
                 await asyncio.shield(begin)
@@ -273,13 +309,16 @@ class Database:
                 raise _unavailable(self.path, exc) from None
             try:
                 yield self._conn
+            except sqlite3.OperationalError as exc:  # disk full, read-only, I/O error: said plainly
+                await self._rollback()
+                raise _unavailable(self.path, exc) from None
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             try:
                 await self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                await self._conn.execute("ROLLBACK")
+                await self._rollback()
                 raise _unavailable(self.path, exc) from None
 
     async def _roll_back_after(self, begin: asyncio.Future[Any]) -> None:
@@ -287,19 +326,36 @@ class Database:
             await begin
         except sqlite3.Error:
             return  # it never started: nothing to undo
-        await self._conn.execute("ROLLBACK")
+        await self._rollback()
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._lock:
-            return await (await self._conn.execute(sql, args)).fetchone()
+            self._check_file()
+            try:
+                return await (await self._conn.execute(sql, args)).fetchone()
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(self.path, exc) from None
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         async with self._lock:
-            return list(await (await self._conn.execute(sql, args)).fetchall())
+            self._check_file()
+            try:
+                return list(await (await self._conn.execute(sql, args)).fetchall())
+            except sqlite3.OperationalError as exc:
+                raise _unavailable(self.path, exc) from None
 
     async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, args)
         return None if row is None else row[0]
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the database file, or None once it is gone."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def statements(script: str) -> list[str]:

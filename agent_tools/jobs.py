@@ -20,6 +20,7 @@ a double charge.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -236,6 +237,9 @@ class JobEngine:
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
+        self._known: dict[str, Job] = {}
+        """The last record read of each unfinished job at a provider, to name it if the database goes."""
+        self._reported: set[str] = set()
 
     # -- records ----------------------------------------------------------------------------
 
@@ -266,10 +270,21 @@ class JobEngine:
         return job
 
     async def get(self, job_id: str) -> Job:
-        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        try:
+            row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        except DatabaseUnavailable as exc:
+            self._report(job_id, exc)
+            raise
         if row is None:
             raise JobNotFound(job_id)
-        return Job.from_row(row)
+        return self._seen(Job.from_row(row))
+
+    def _seen(self, job: Job) -> Job:
+        if job.request_id and not job.finished:
+            self._known[job.id] = job
+        else:
+            self._known.pop(job.id, None)
+        return job
 
     async def find_by_idempotency_key(self, key: str) -> Job | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
@@ -365,7 +380,7 @@ class JobEngine:
                     raise LeaseLost(job_id)
                 return None
             await self._event(tx, job_id, JobState(row["state"]), to, detail, now)
-            job = Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+            job = self._seen(Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone()))
             if self.settlement is not None:
                 if to is JobState.QUEUED and JobState(row["state"]) is JobState.SUBMITTING:
                     await self.settlement.on_submitted(tx, job)
@@ -387,7 +402,7 @@ class JobEngine:
                 if owned:
                     raise LeaseLost(job_id)
                 raise JobNotFound(job_id)
-            return Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+            return self._seen(Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone()))
 
     def _encode(self, fields: dict[str, Any], now: float, owned: bool) -> dict[str, Any]:
         """Column values for an UPDATE: JSON columns serialised, and — for the owner — the lease
@@ -484,7 +499,8 @@ class JobEngine:
                 request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
                 cancel_url=ref.cancel_url, submitted_at=self.clock())
         except DatabaseUnavailable as exc:
-            report_unrecorded(job, ref.request_id, exc)
+            self._known[job.id] = dataclasses.replace(job, request_id=ref.request_id)
+            self._report(job.id, exc)
             raise
         except LeaseLost:
             queued = None  # taken over after a very long submit: the new owner records it
@@ -535,38 +551,69 @@ class JobEngine:
         if task is None or task.done():
             task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
             self._tasks[job_id] = task
-            task.add_done_callback(lambda t, j=job_id: self._tasks.pop(j, None) if self._tasks.get(j) is t else None)
+            task.add_done_callback(self._tracker_done)
         return task
+
+    def _tracker_done(self, task: asyncio.Task[Job]) -> None:
+        job_id = task.get_name().removeprefix("track-")
+        if self._tasks.get(job_id) is task:
+            self._tasks.pop(job_id, None)
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved here, so a waiter that already failed leaves no stray traceback
+        if exc is not None and not isinstance(exc, UserError):
+            log.error("tracking job %s failed", job_id, exc_info=exc)
 
     async def wait(self, job_id: str, *, timeout: float | None = None,
                    on_event: EventCallback | None = None) -> Job:
         """Follow a job until it finishes or ``timeout`` passes; returns its latest record."""
         queue = self.subscribe(job_id)
         try:
-            job = await self.get(job_id)
-            if job.finished:
-                return job
-            task = self.track(job_id)
-            deadline = None if timeout is None else self.clock() + timeout
-            while not task.done():
-                remaining = None if deadline is None else max(0.0, deadline - self.clock())
-                if remaining == 0.0:
-                    break
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await _call(on_event, getter.result())
-                else:
-                    getter.cancel()
-                    if not done:
-                        break
-            while not queue.empty():
-                await _call(on_event, queue.get_nowait())
-            return await self.get(job_id)
+            return await self._wait(job_id, queue, timeout, on_event)
+        except DatabaseUnavailable as exc:
+            self._report(job_id, exc)
+            raise
         finally:
             self.unsubscribe(job_id, queue)
 
+    async def _wait(self, job_id: str, queue: asyncio.Queue[JobEvent], timeout: float | None,
+                    on_event: EventCallback | None) -> Job:
+        job = await self.get(job_id)
+        if job.finished:
+            return job
+        task = self.track(job_id)
+        deadline = None if timeout is None else self.clock() + timeout
+        while not task.done():
+            remaining = None if deadline is None else max(0.0, deadline - self.clock())
+            if remaining == 0.0:
+                break
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await _call(on_event, getter.result())
+            else:
+                getter.cancel()
+                if not done:
+                    break
+        while not queue.empty():
+            await _call(on_event, queue.get_nowait())
+        return await self.get(job_id)
+
     async def _track(self, job_id: str) -> Job:
+        try:
+            return await self._follow(job_id)
+        except DatabaseUnavailable as exc:
+            self._report(job_id, exc)
+            raise
+
+    def _report(self, job_id: str, exc: DatabaseUnavailable) -> None:
+        """Once per job: a job at the provider whose record can no longer be written."""
+        job = self._known.get(job_id)
+        if job is not None and job.request_id and job_id not in self._reported:
+            self._reported.add(job_id)
+            report_unrecorded(job, job.request_id, exc)
+
+    async def _follow(self, job_id: str) -> Job:
         """Own the job and drive it, or watch another process drive it (taking over if it dies)."""
         delay = self.polling.initial_seconds
         seen: Job | None = None
@@ -611,9 +658,6 @@ class JobEngine:
                 failures = 0
                 if changed:
                     continue  # act on a new state at once (e.g. fetch right after COMPLETED)
-            except DatabaseUnavailable as exc:
-                report_unrecorded(job, job.request_id, exc)
-                raise
             except ProviderError as exc:
                 failures += 1
                 if not exc.retryable:
@@ -837,10 +881,7 @@ def report_unrecorded(job: Job, request_id: str | None, exc: BaseException) -> N
     where = f"request id {request_id}" if request_id else "no request id yet"
     message = (f"videogen: job {job.id} ({job.tool}) is at {job.provider} as {where}, endpoint {job.endpoint_id}, "
                f"but its record could not be written: {exc}")
-    if log.hasHandlers():  # the bot and servers log to stderr (or where the operator chose)
-        log.critical("%s", message)
-    else:
-        print(message, file=sys.stderr, flush=True)
+    print(message, file=sys.stderr, flush=True)  # whatever logging is set up to do: this must be seen
 
 
 def _may_exist(exc: ProviderError) -> bool:
