@@ -13,6 +13,8 @@ not make the server fetch from its own network).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ipaddress
 import os
 import socket
@@ -95,6 +97,37 @@ def check_local_image(value: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[Pat
     return path, ctype
 
 
+def check_data_uri(value: str, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """A ``data:`` URI image checked like a local file: base64, under the size cap, and really an
+    image (by its bytes, not its declared type). Returns the sniffed content type."""
+    header, comma, payload = value.partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise MediaError("A data: URI image must be base64 (data:image/png;base64,…). Pass it so, or an https:// URL.")
+    estimated = len(payload) * 3 // 4
+    if estimated > max_bytes:
+        raise MediaError(f"The data: URI image is about {format_size(estimated)}; the limit is {format_size(max_bytes)}. "
+                         "Downscale it or pass a URL.")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise MediaError("The data: URI is not valid base64. Encode the image again, or pass an https:// URL.") from None
+    ctype = sniff_image(data[:16])
+    if ctype is None:
+        raise MediaError("The data: URI is not an image (PNG, JPEG, WebP, GIF or BMP). Pass an image or an https:// URL.")
+    return ctype
+
+
+def data_uris(spec: ModelSpec, params: ModelInput) -> list[tuple[str, str]]:
+    """(field, value) of every ``data:`` URI in the model's media fields."""
+    found = []
+    for name in spec.media_fields():
+        value = getattr(params, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.startswith("data:"):
+                found.append((name, item))
+    return found
+
+
 def local_inputs(spec: ModelSpec, params: ModelInput) -> dict[str, list[str]]:
     """Field → the local paths it holds (lists flattened), so surfaces can check or refuse them."""
     found: dict[str, list[str]] = {}
@@ -109,6 +142,11 @@ def local_inputs(spec: ModelSpec, params: ModelInput) -> dict[str, list[str]]:
 
 def check_inputs(spec: ModelSpec, params: ModelInput, *, allow_local: bool) -> None:
     """Fail fast, before any reservation, on inputs that can never be sent."""
+    for name, value in data_uris(spec, params):
+        try:
+            check_data_uri(value)
+        except MediaError as exc:
+            raise MediaError(f"{name}: {exc.message}") from None
     for name, paths in local_inputs(spec, params).items():
         if not allow_local:
             raise MediaError(f"{name}: local file paths are not accepted here ({paths[0]!r}); the server's files "
@@ -173,24 +211,32 @@ class MediaStore:
         if self._owns_client and self._http is not None:
             await self._http.aclose()
 
-    async def _check_address(self, url: str) -> None:
+    async def _check_address(self, url: str) -> str | None:
+        """The address to connect to for ``url``: resolved once and checked to be public, so the
+        download goes to exactly that address (a second lookup could answer differently — DNS
+        rebinding). None for a configured provider host, which is trusted and resolved as usual."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise MediaError(f"The provider returned an output URL videogen will not fetch: {parts.scheme}:// URLs "
                              "are not allowed.")
         if _host_port(url) in self.trusted:
-            return
-        loop = asyncio.get_running_loop()
+            return None
         try:
-            infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+            infos = await self._resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
         except socket.gaierror as exc:
             raise MediaError(f"The output host {parts.hostname} cannot be resolved ({exc.strerror}).") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        for address in addresses:
             if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
                     or address.is_reserved or address.is_unspecified):
                 raise MediaError(f"The output URL points at a private or local address ({address}); videogen only "
                                  "downloads from public hosts or the configured provider hosts.")
+        if not addresses:
+            raise MediaError(f"The output host {parts.hostname} has no address.")
+        return str(addresses[0])
+
+    async def _resolve(self, host: str, port: int) -> list[Any]:
+        return await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
     def inside(self, path: str | None) -> Path | None:
         """``path`` resolved (symlinks followed) if it is an existing file inside the media
@@ -222,8 +268,9 @@ class MediaStore:
     async def _download(self, folder: Path, index: int, output: OutputFile, kind: str) -> KeptFile:
         url = output.url
         for _ in range(5):  # follow redirects by hand so every hop passes the address check
-            await self._check_address(url)
-            async with self._client.stream("GET", url) as response:
+            address = await self._check_address(url)
+            target, headers, extensions = (url, {}, {}) if address is None else _pinned(url, address)
+            async with self._client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("location", ""))
                     continue
@@ -272,6 +319,18 @@ class MediaStore:
             stale.unlink(missing_ok=True)
         return KeptFile(url=output.url, path=str(final), content_type=ctype if ctype.startswith(OUTPUT_TYPES[kind])
                         else sniffed, size=size)
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``url`` aimed at ``address``: the same request (Host header, and for TLS the server name
+    that the certificate is checked against), sent to the address that passed the check."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    original = parts.hostname or ""
+    host_header = (f"[{original}]" if ":" in original else original) + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": original} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), {"Host": host_header}, extensions
 
 
 def _safe_name(name: str) -> str:

@@ -26,6 +26,16 @@ def usd(amount: str | int | float | Decimal) -> int:
     return int((value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+CEILING_USD = Decimal(10**9)
+
+
+def ceiling_micros(amount: str | int | float | Decimal) -> int:
+    """A "costs at most" ceiling in micro-dollars. Past a billion dollars every price is under it,
+    so larger amounts (1e22 from a fuzzing LLM) mean the same and cannot overflow the arithmetic."""
+    value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
+    return usd(min(value, CEILING_USD)) if value.is_finite() else usd(CEILING_USD)
+
+
 def to_usd(micros: int) -> float:
     """Micro-dollars to a float of dollars, for JSON output only."""
     return micros / MICROS_PER_USD

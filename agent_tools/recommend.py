@@ -281,7 +281,7 @@ def recommend(wants: Wants, *, specs: Iterable[ModelSpec] | None = None,
 def wants_from(arguments: Mapping[str, Any]) -> Wants:
     """Wants from tool or CLI arguments (``category``, ``duration_seconds``, ``resolution``,
     ``aspect_ratio``, ``audio``, ``max_cost_usd``); bad values are a ``UserError``."""
-    from .money import usd
+    from .money import ceiling_micros
 
     category = arguments.get("category")
     try:
@@ -292,4 +292,4 @@ def wants_from(arguments: Mapping[str, Any]) -> Wants:
     budget = arguments.get("max_cost_usd")
     return replace(Wants(), category=parsed, duration=arguments.get("duration_seconds"),
                    resolution=arguments.get("resolution"), aspect_ratio=arguments.get("aspect_ratio"),
-                   audio=arguments.get("audio"), budget_micros=None if budget is None else usd(budget))
+                   audio=arguments.get("audio"), budget_micros=None if budget is None else ceiling_micros(budget))

@@ -61,3 +61,14 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "videogen.db")
     return request.getfixturevalue("postgres_url")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true",
+                     help="property-based fuzzing with thousands of cases per tool (default: a few seconds each)")
+
+
+@pytest.fixture
+def fuzz_examples(request: pytest.FixtureRequest) -> int:
+    """Cases per tool for the fuzz tests: a quick pass by default, thousands with --fuzz-long."""
+    return 3000 if request.config.getoption("--fuzz-long") else 12

@@ -210,7 +210,28 @@ async def test_small_local_image_goes_as_data_uri(toolkit, tmp_path):
     image.write_bytes(PNG_1PX)
     job = await toolkit.generate(ALICE, "hunyuan_video_image_to_video", {"prompt": "p", "image_url": str(image)})
     assert job.state is JobState.SUCCEEDED, job.error
-    assert job.params["image_url"].startswith("data:image/png;base64,")
+    assert job.params["image_url"].startswith("data:image/png;sha256=")  # sent inline, stored as a digest
+    assert "base64" not in json.dumps(job.params)
+
+
+async def test_data_uri_inputs_are_checked_like_files_and_stored_as_a_digest(toolkit, sim):
+    import base64
+
+    good = "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
+    job = await toolkit.generate(ALICE, "hunyuan_video_image_to_video", {"prompt": "p", "image_url": good})
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.params["image_url"].startswith("data:image/png;sha256=") and good not in json.dumps(job.params)
+    submits = sim.stats.total_submits
+    for uri, message in [
+        ("data:image/png;base64," + base64.b64encode(b"<html>not an image</html>").decode(), "is not an image"),
+        ("data:image/png;base64," + "A" * (28 * 2**20), "the limit is 20.0 MiB"),
+        ("data:image/png;base64,***", "not valid base64"),
+        ("data:image/png,rawbytes", "must be base64"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            await toolkit.generate(ALICE, "hunyuan_video_image_to_video", {"prompt": "p", "image_url": uri})
+    assert sim.stats.total_submits == submits
+    assert [h.state for h in await toolkit.open_holds(ADMIN)] == []
 
 
 @pytest.mark.parametrize(("content", "name", "message"), [

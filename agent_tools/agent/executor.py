@@ -24,8 +24,9 @@ import anyio
 
 from ..catalog import CATALOG, PRICES_AS_OF, ModelSpec, get
 from ..errors import InvalidArguments, UserError
+from ..inputs import shape_problems
 from ..jobs import FINAL, EventCallback, Job, JobEvent, JobState
-from ..money import format_usd, to_usd, usd
+from ..money import ceiling_micros, format_usd, to_usd
 from ..providers.errors import ProviderError
 from ..recommend import options_for, recommend, wants_from
 from ..toolkit import Account, Toolkit
@@ -95,7 +96,12 @@ class Executor:
         """JSON-string values for array/object fields are parsed (some hosts send them so); other
         tools are checked against their schema and get their defaults. A model's own arguments are
         checked by the catalog, which names every problem and the allowed values."""
-        parse_json_strings(tool.input_schema, arguments)
+        problems = shape_problems(arguments)  # the raw arguments, then again once JSON strings are parsed
+        if not problems:
+            parse_json_strings(tool.input_schema, arguments)
+            problems = shape_problems(arguments)
+        if problems:
+            raise InvalidArguments(tool.name, problems)
         if tool.model is not None:
             return arguments
         validator = self._validators.get(tool.name)
@@ -218,7 +224,7 @@ class Executor:
             if (category and spec.category.value != category) or not all(w in haystack for w in query):
                 continue
             if ceiling is not None and min(o.cost_micros for o in options_for(
-                    spec, overrides=self.toolkit.settings.price_overrides(spec.tool))) > usd(ceiling):
+                    spec, overrides=self.toolkit.settings.price_overrides(spec.tool))) > ceiling_micros(ceiling):
                 continue
             models.append(entry)
             lines.append(f"- {spec.tool} ({spec.category.value}; default run {format_usd(_micros(entry))}, "
@@ -296,7 +302,7 @@ def parse_json_strings(schema: Mapping[str, Any], arguments: dict[str, Any]) -> 
         prop = schema.get("properties", {}).get(key, {})
         kinds = {prop.get("type")} | {p.get("type") for p in prop.get("anyOf", ())}
         if isinstance(value, str) and kinds & {"array", "object"}:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):  # not JSON, or past the parser's limits
                 parsed = json.loads(value)
                 if isinstance(parsed, (list, dict)):
                     arguments[key] = parsed

@@ -19,6 +19,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from ..errors import InvalidArguments
+from ..inputs import data_uri_digest, shape_problems
 from ..money import format_usd
 from .labels import SAFETY_FIELDS, SHORT
 
@@ -71,6 +72,10 @@ class ModelInput(BaseModel):
         for name, value in self:
             if isinstance(value, SecretStr):
                 data[name] = "**********"
+            elif isinstance(value, str) and value.startswith("data:"):
+                data[name] = data_uri_digest(value)
+            elif isinstance(value, list) and any(isinstance(v, str) and v.startswith("data:") for v in value):
+                data[name] = [data_uri_digest(v) if isinstance(v, str) and v.startswith("data:") else v for v in value]
         return data
 
 
@@ -132,6 +137,9 @@ class ModelSpec:
         """Arguments → a validated Input, or ``InvalidArguments`` naming every problem."""
         if not isinstance(arguments, Mapping):
             raise InvalidArguments(self.tool, [f"arguments must be an object, got {type(arguments).__name__}"])
+        problems = shape_problems(dict(arguments))
+        if problems:
+            raise InvalidArguments(self.tool, problems)
         try:
             return self.Input.model_validate(dict(arguments))
         except ValidationError as exc:

@@ -82,6 +82,9 @@ def collect_arguments(ns: argparse.Namespace, spec: ModelSpec) -> dict[str, Any]
             loaded = json.loads(ns.args_json)
         except json.JSONDecodeError as exc:
             raise InvalidArguments(spec.tool, [f"--args-json is not valid JSON: {exc.msg} at position {exc.pos}"]) from None
+        except (ValueError, RecursionError) as exc:  # a number too long to read, or nesting past the parser's depth
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            raise InvalidArguments(spec.tool, [f"--args-json cannot be read: {reason}"]) from None
         if not isinstance(loaded, dict):
             raise InvalidArguments(spec.tool, ["--args-json must be a JSON object, like '{\"duration\": 10}'"])
         arguments.update(loaded)
@@ -105,7 +108,7 @@ def convert(value: Any, prop: dict[str, Any]) -> Any:
         return value
     try:
         parsed = json.loads(value)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or past the parser's limits: validation says what is wrong
         return value
     if isinstance(parsed, bool) and "boolean" not in types:
         return value
