@@ -631,7 +631,21 @@ class Ledger:
         return [Hold(r["id"], r["account"], r["guild_id"], r["tool"], r["estimate_micros"], r["actual_micros"],
                      r["state"], r["job_id"], r["created_at"], r["job_state"]) for r in rows]
 
+    def day_index(self, first: date, last: date) -> tuple[str, list[float], list[date]]:
+        """SQL that numbers a hold's calendar day (in the quota time zone) from ``first`` to ``last``:
+        a ``CASE`` over the days' starts, so grouping by day happens in SQLite, DST included."""
+        days = [first + timedelta(days=i) for i in range(max((last - first).days, 0) + 1)]
+        starts = [datetime.combine(d, datetime.min.time(), self.tz).timestamp() for d in days[1:]]
+        if not starts:
+            return "0", [], days
+        whens = " ".join(f"WHEN created_at < ? THEN {i}" for i in range(len(starts)))
+        return f"CASE {whens} ELSE {len(starts)} END", starts, days
+
+    def day_of(self, ts: float) -> date:
+        return datetime.fromtimestamp(ts, self.tz).date()
+
     async def spend(self, *, by: str = "account", since: date | None = None, account: str | None = None) -> list[SpendRow]:
+        """Jobs, settled and open spend per account, model or day: summed by SQLite in one query."""
         if by not in ("account", "model", "day"):
             raise UserError(f"Cannot group spend by '{by}'; use account, model or day.")
         start = datetime.combine(since, datetime.min.time(), self.tz).timestamp() if since else 0.0
@@ -639,20 +653,24 @@ class Ledger:
         if account is not None:
             where += " AND account = ?"
             args.append(account)
-        rows = await self.db.fetchall(f"SELECT account, tool, created_at, state, estimate_micros, actual_micros"
-                                      f" FROM holds WHERE {where} ORDER BY created_at", tuple(args))
-        groups: dict[str, SpendRow] = {}
-        for r in rows:
-            key = {"account": r["account"], "model": r["tool"],
-                   "day": datetime.fromtimestamp(r["created_at"], self.tz).date().isoformat()}[by]
-            row = groups.setdefault(key, SpendRow(key))
-            if r["state"] == "settled":
-                row.jobs += 1
-                row.settled_micros += r["actual_micros"] or 0
-            elif r["state"] in OPEN_STATES:
-                row.jobs += 1
-                row.open_micros += r["estimate_micros"]
-        return sorted(groups.values(), key=lambda g: g.key)
+        key_args: list[Any] = []
+        days: list[date] = []
+        if by == "day":
+            span = await self.db.fetchone(f"SELECT MIN(created_at), MAX(created_at) FROM holds WHERE {where}",
+                                          tuple(args))
+            if span is None or span[0] is None:
+                return []
+            key, key_args, days = self.day_index(since or self.day_of(span[0]), self.day_of(span[1]))
+        else:
+            key = "account" if by == "account" else "tool"
+        rows = await self.db.fetchall(
+            f"SELECT {key} AS k, COALESCE(SUM(state IN ('settled', 'held', 'submitted')), 0),"
+            " COALESCE(SUM(CASE WHEN state = 'settled' THEN COALESCE(actual_micros, 0) END), 0),"
+            " COALESCE(SUM(CASE WHEN state IN ('held', 'submitted') THEN estimate_micros END), 0)"
+            f" FROM holds WHERE {where} GROUP BY k", (*key_args, *args))
+        result = [SpendRow(days[k].isoformat() if by == "day" else k, jobs, settled, open_)
+                  for k, jobs, settled, open_ in rows]
+        return sorted(result, key=lambda g: g.key)
 
     async def spend_by_day(self, *, by: str, since: date, account: str | None = None) -> dict[str, dict[str, int]]:
         """Settled spend per calendar day (in the quota time zone) and per model or account:
@@ -660,19 +678,18 @@ class Ledger:
         if by not in ("account", "model"):
             raise UserError(f"Cannot chart spend by '{by}'; use account or model.")
         start = datetime.combine(since, datetime.min.time(), self.tz).timestamp()
+        day, day_args, days = self.day_index(since, max(since, self.day_of(self.clock())))
         column = "account" if by == "account" else "tool"
         where, args = "created_at >= ? AND state = 'settled'", [start]
         if account is not None:
             where += " AND account = ?"
             args.append(account)
-        rows = await self.db.fetchall(f"SELECT {column}, created_at, actual_micros FROM holds WHERE {where}",
-                                      tuple(args))
-        days: dict[str, dict[str, int]] = {}
-        for key, created_at, micros in rows:
-            day = datetime.fromtimestamp(created_at, self.tz).date().isoformat()
-            per_key = days.setdefault(day, {})
-            per_key[key] = per_key.get(key, 0) + (micros or 0)
-        return days
+        rows = await self.db.fetchall(f"SELECT {day} AS d, {column}, SUM(COALESCE(actual_micros, 0)) FROM holds"
+                                      f" WHERE {where} GROUP BY d, {column}", (*day_args, *args))
+        result: dict[str, dict[str, int]] = {}
+        for index, key, micros in rows:
+            result.setdefault(days[index].isoformat(), {})[key] = micros
+        return result
 
     async def audit_page(self, *, before: int | None = None, limit: int = 50) -> list[AuditEntry]:
         """Audit rows newest first; ``before`` (a seq) gives the next, older page."""

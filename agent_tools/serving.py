@@ -9,10 +9,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from .errors import UserError
+
+
+class Prefixed:
+    """ASGI: requests under a prefix (``/dashboard/…``) go to that prefix's app, with ``root_path``
+    set so it builds its own URLs and cookie paths; everything else, and the lifespan, goes to ``main``
+    (the MCP app, whose lifespan runs its session manager). ``/dashboard`` alone redirects to ``/dashboard/``."""
+
+    def __init__(self, main: Any, mounts: Mapping[str, Any]) -> None:
+        self.main = main
+        self.mounts = {prefix.rstrip("/"): app for prefix, app in mounts.items()}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            for prefix, app in self.mounts.items():
+                if path == prefix:
+                    query = scope.get("query_string", b"")
+                    location = (scope.get("root_path", "") + prefix + "/").encode() + (b"?" + query if query else b"")
+                    await send({"type": "http.response.start", "status": 307,
+                                "headers": [(b"location", location), (b"content-length", b"0")]})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                if path.startswith(prefix + "/"):
+                    await app({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
+                    return
+        await self.main(scope, receive, send)
 
 
 def bind(host: str, port: int) -> socket.socket:

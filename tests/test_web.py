@@ -488,3 +488,46 @@ def test_binding_beyond_loopback_prints_the_reverse_proxy_advice():
 
     assert all(exposure_warning(host) is None for host in ("127.0.0.1", "localhost", "::1"))
     assert "put a TLS reverse proxy in front of it" in exposure_warning("0.0.0.0")
+
+
+# -- beside /mcp ------------------------------------------------------------------------------------------
+
+async def test_the_dashboard_is_served_beside_mcp_on_the_same_port(tmp_path, clean_env):
+    import httpx
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from agent_tools.mcp_server.server import running_http
+    from agent_tools.simulator.session import simulated
+    from agent_tools.toolkit import Toolkit
+
+    async with simulated(web_settings(tmp_path), True) as settings:
+        toolkit = await Toolkit.open(settings)
+        try:
+            token = await toolkit.ledger.create_token("local")
+            mounts = {"/dashboard": create_app(toolkit, origin={"simulated": True})}
+            async with running_http(toolkit, mounts=mounts) as url:
+                base = url.removesuffix("/mcp")
+                async with httpx.AsyncClient(base_url=base) as http:
+                    bare = await http.get("/dashboard?x=1")
+                    assert bare.status_code == 307 and bare.headers["location"] == "/dashboard/?x=1"
+                    login = await http.get("/dashboard/login")
+                    assert 'action="/dashboard/login"' in login.text and "/dashboard/static/app.css" in login.text
+                    assert (await http.get("/dashboard/static/app.js")).status_code == 200
+                    signed = await http.post("/dashboard/login", data={"csrf": csrf_of(login.text), "token": token})
+                    assert signed.status_code == 303 and signed.headers["location"] == "/dashboard/"
+                    assert "Path=/dashboard" in signed.headers["set-cookie"]
+                    gallery = await http.get("/dashboard/")
+                    assert gallery.status_code == 200 and 'data-account="local"' in gallery.text
+                    assert (await http.get("/mcp")).status_code == 401  # the cookie is no bearer token
+                bearer = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+                async with bearer, Client(streamable_http_client(url, http_client=bearer)) as client:
+                    assert len((await client.list_tools()).tools) > 0  # /mcp is untouched beside it
+        finally:
+            await toolkit.close()
+
+
+def test_mcp_web_needs_http(capsys):
+    assert videogen(["mcp", "--web"]) == 2
+    assert "add --http" in capsys.readouterr().err

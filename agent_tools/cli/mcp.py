@@ -2,6 +2,7 @@
 
     videogen mcp                          stdio, as the local account (Claude Desktop, local agents)
     videogen mcp --http [--host H] [--port P]   streamable HTTP at /mcp, bearer token per account
+    videogen mcp --http --web             …and the web dashboard beside it, at /dashboard/
     videogen mcp --simulate               either transport against the built-in simulator (free)
     videogen mcp --tools compact          a few generic tools instead of one per model (small contexts)
     videogen mcp install-claude [--write] print (or merge) the claude_desktop_config.json entry
@@ -20,11 +21,10 @@ from typing import Any
 
 from ..agent import MODES
 from ..config import Settings
+from ..errors import UserError
 from ..mcp_server import claude_desktop
 from ..simulator.session import simulated
-from .output import settings_of
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from .output import exposure_warning, settings_of
 
 
 def _log_to_stderr(verbose: bool = False) -> None:
@@ -49,6 +49,8 @@ def without_placeholder_keys(settings: Settings) -> Settings:
     return settings.model_copy(update=updates) if updates else settings
 
 
+DASHBOARD_PATH = "/dashboard"
+
 # -- serving ------------------------------------------------------------------------------------
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -58,15 +60,18 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     settings = without_placeholder_keys(settings_of(args))
     if args.tools is not None:
         settings = settings.model_copy(update={"mcp": settings.mcp.model_copy(update={"tools": args.tools})})
+    if args.web and not args.http:
+        raise UserError("--web serves the dashboard beside /mcp over HTTP: add --http (or run `videogen web`).")
     try:
         asyncio.run(_serve(settings, http=args.http, host=args.host or settings.mcp.host,
-                           port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate))
+                           port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate,
+                           web=args.web))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     return 0
 
 
-async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool) -> None:
+async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool, web: bool = False) -> None:
     from ..mcp_server.server import serve_http, serve_stdio
     from ..toolkit import Toolkit
 
@@ -76,16 +81,23 @@ async def _serve(settings: Settings, *, http: bool, host: str, port: int, simula
         origin = {"simulated": True} if simulate else {}
         try:
             if http:
-                if host not in LOOPBACK:
-                    _say(f"warning: listening on {host}, reachable from other machines. Every request needs a "
-                         "bearer token, but traffic is plain HTTP: put a TLS reverse proxy in front of it.")
+                warning = exposure_warning(host)
+                if warning:
+                    _say(warning)
+                mounts = {}
+                if web:
+                    from ..web import create_app
+
+                    mounts[DASHBOARD_PATH] = create_app(toolkit, origin=origin)
 
                 def ready(url: str) -> None:
                     _say(f"videogen MCP server: streamable HTTP at {url}. Each request needs "
                          "'Authorization: Bearer <token>' (`videogen accounts token ACCOUNT` makes one); "
                          "Ctrl-C stops it.")
+                    if web:
+                        _say(f"The dashboard is at {url.removesuffix('/mcp')}{DASHBOARD_PATH}/ (sign in with a token).")
 
-                await serve_http(toolkit, host, port, origin=origin, on_ready=ready)
+                await serve_http(toolkit, host, port, origin=origin, on_ready=ready, mounts=mounts)
             else:
                 _say("videogen MCP server on stdio, as the local account"
                      + (" (simulated providers)" if simulate else "") + ".")
@@ -151,6 +163,8 @@ def register(commands: Any) -> None:
     mcp.add_argument("--tools", choices=MODES,
                      help="tool set: default = one tool per model; compact = list_models, describe_model, generate "
                           "and the job/cost/quota tools, for small contexts (default: [mcp] tools)")
+    mcp.add_argument("--web", action="store_true",
+                     help=f"with --http: serve the web dashboard beside /mcp, at {DASHBOARD_PATH}/ on the same port")
     mcp.add_argument("--verbose", action="store_true", help="debug logging on stderr")
     mcp.set_defaults(func=cmd_mcp)
     sub = mcp.add_subparsers(dest="mcp_command", metavar="SUBCOMMAND")

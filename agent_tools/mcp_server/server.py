@@ -47,6 +47,7 @@ from ..agent.tools import AgentTool, Mode, mcp_definition
 from ..catalog import CATALOG, OutputKind
 from ..errors import UserError
 from ..jobs import Job, JobEvent, JobState
+from ..serving import Prefixed
 from ..toolkit import Account, Toolkit
 
 log = logging.getLogger(__name__)
@@ -286,14 +287,17 @@ async def _unauthorized(send: Any, problem: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(toolkit: Toolkit, *, host: str = "127.0.0.1", origin: Mapping[str, Any] | None = None) -> Any:
-    """The ASGI app: streamable HTTP at ``/mcp`` behind ``BearerAuth``; local paths refused."""
+def http_app(toolkit: Toolkit, *, host: str = "127.0.0.1", origin: Mapping[str, Any] | None = None,
+             mounts: Mapping[str, Any] | None = None) -> Any:
+    """The ASGI app: streamable HTTP at ``/mcp`` behind ``BearerAuth``; local paths refused.
+    ``mounts`` (prefix → ASGI app, e.g. the dashboard) are served beside it, outside bearer auth."""
     server = build_server(toolkit, request_account, local_files=False, origin={"transport": "http", **(origin or {})})
-    return BearerAuth(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host), toolkit)
+    app = BearerAuth(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host), toolkit)
+    return Prefixed(app, mounts) if mounts else app
 
 
 def _uvicorn(toolkit: Toolkit, host: str, port: int, origin: Mapping[str, Any] | None,
-             log_level: str) -> tuple[Any, socket.socket, str]:
+             log_level: str, mounts: Mapping[str, Any] | None = None) -> tuple[Any, socket.socket, str]:
     import uvicorn
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -305,16 +309,17 @@ def _uvicorn(toolkit: Toolkit, host: str, port: int, origin: Mapping[str, Any] |
         sock.close()
         raise UserError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port.") from None
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(http_app(toolkit, host=host, origin=origin), host=host, port=bound,
+    config = uvicorn.Config(http_app(toolkit, host=host, origin=origin, mounts=mounts), host=host, port=bound,
                             log_level=log_level, access_log=False, lifespan="on")
     shown = f"[{host}]" if ":" in host else host
     return uvicorn.Server(config), sock, f"http://{shown}:{bound}{HTTP_PATH}"
 
 
 async def serve_http(toolkit: Toolkit, host: str, port: int, *, origin: Mapping[str, Any] | None = None,
-                     on_ready: Callable[[str], None] | None = None, log_level: str = "info") -> None:
+                     on_ready: Callable[[str], None] | None = None, log_level: str = "info",
+                     mounts: Mapping[str, Any] | None = None) -> None:
     """Serve streamable HTTP until interrupted (Ctrl-C / SIGTERM); ``on_ready(url)`` once listening."""
-    server, sock, url = _uvicorn(toolkit, host, port, origin, log_level)
+    server, sock, url = _uvicorn(toolkit, host, port, origin, log_level, mounts)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started and not task.done():
@@ -331,9 +336,10 @@ async def serve_http(toolkit: Toolkit, host: str, port: int, *, origin: Mapping[
 
 @contextlib.asynccontextmanager
 async def running_http(toolkit: Toolkit, host: str = "127.0.0.1", port: int = 0, *,
-                       origin: Mapping[str, Any] | None = None, log_level: str = "warning") -> AsyncIterator[str]:
+                       origin: Mapping[str, Any] | None = None, log_level: str = "warning",
+                       mounts: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
     """Serve HTTP in this event loop while the block runs; yields the endpoint URL (port 0: a free one)."""
-    server, sock, url = _uvicorn(toolkit, host, port, origin, log_level)
+    server, sock, url = _uvicorn(toolkit, host, port, origin, log_level, mounts)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
