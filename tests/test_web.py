@@ -471,8 +471,8 @@ def test_videogen_web_serves_the_dashboard_and_refuses_a_busy_port(tmp_path):
         page = httpx.get(url + "/login")
         assert page.status_code == 200 and 'name="token"' in page.text
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        process.send_signal(signal.SIGTERM)  # how a host stops a server: a clean exit
+        assert process.wait(timeout=30) == 0
     busy = bind("127.0.0.1", 0)
     busy.listen()
     try:

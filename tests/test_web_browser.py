@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_tools.ledger import Requester
 from agent_tools.serving import base_url, bind
 from agent_tools.web import create_app
 from web_support import ADMIN, web_settings
@@ -80,6 +81,26 @@ class Server:
     @property
     def toolkit(self):
         return self.app.state.dashboard.toolkit
+
+    def spend_history(self, account: str, days: int = 14) -> None:
+        """Settled spend on each of the last ``days`` days (reserved with the ledger's clock set back),
+        so the usage chart has bars to stack: what a screenshot of a used account looks like."""
+        ledger = self.toolkit.ledger
+        real_clock = ledger.clock
+        tools = ("pika_text_to_video", "sora_2_text_to_video", "veo3_fast")
+
+        async def seed() -> None:
+            try:
+                for day in range(days, 0, -1):
+                    for n, tool in enumerate(tools[: 1 + day % 3]):
+                        ledger.clock = lambda day=day, n=n: real_clock() - day * 86400 + n * 60
+                        hold = await ledger.reserve(Requester(account), 200_000 * (n + 1), f"history:{day}:{n}",
+                                                    tool=tool)
+                        await ledger.settle(hold.hold_id, 100_000 * (n + 1) + 50_000 * (day % 4))
+            finally:
+                ledger.clock = real_clock
+
+        asyncio.run_coroutine_threadsafe(seed(), self.loop).result(60)
 
     def token(self, account: str) -> str:
         if account != "local":
@@ -184,6 +205,7 @@ def generate(page, prompt: str, model: str = "pika_text_to_video") -> None:
 
 def test_sign_in_watch_a_job_finish_in_the_gallery_and_play_its_clip(people, server, shots):
     alice = people(server.token("alice"))
+    server.spend_history("alice")
     page = alice.page
     page.screenshot(path=shots / "gallery-empty.png")
     generate(page, "a paper boat on a pond [sim:slow=3]")

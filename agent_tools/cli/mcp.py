@@ -24,7 +24,7 @@ from ..config import Settings
 from ..errors import UserError
 from ..mcp_server import claude_desktop
 from ..simulator.session import simulated
-from .output import exposure_warning, settings_of
+from .output import exposure_warning, settings_of, stop_on_sigterm
 
 
 def _log_to_stderr(verbose: bool = False) -> None:
@@ -75,7 +75,7 @@ async def _serve(settings: Settings, *, http: bool, host: str, port: int, simula
     from ..mcp_server.server import serve_http, serve_stdio
     from ..toolkit import Toolkit
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
         origin = {"simulated": True} if simulate else {}
@@ -104,18 +104,6 @@ async def _serve(settings: Settings, *, http: bool, host: str, port: int, simula
                 await serve_stdio(toolkit, origin=origin)
         finally:
             await toolkit.close()
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed."""
-    if sys.platform == "win32":
-        return
-    import asyncio
-    import signal
-
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 # -- Claude Desktop -----------------------------------------------------------------------------

@@ -38,6 +38,18 @@ def exposure_warning(host: str) -> str | None:
             "token, but traffic is plain HTTP: put a TLS reverse proxy in front of it.")
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed."""
+    if sys.platform == "win32":
+        return
+    import asyncio
+    import signal
+
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 def table(rows: list[list[str]], headers: list[str]) -> str:
     """Left-aligned columns with a rule under the headers: what every listing command prints."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]

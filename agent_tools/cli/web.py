@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from .output import exposure_warning, settings_of
+from .output import exposure_warning, settings_of, stop_on_sigterm
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -34,6 +34,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 async def _serve(settings: Any, host: str, port: int, simulate: bool) -> None:
     from ..serving import serve
     from ..web import create_app
+
+    stop_on_sigterm()
 
     def ready(url: str) -> None:
         print(f"videogen dashboard at {url}/ — sign in with an account token (`videogen accounts token ACCOUNT` "
