@@ -118,8 +118,9 @@ def test_signed_out_pages_redirect_to_sign_in_and_back_and_fetches_get_401(site)
     assert landed.headers["location"] == "/usage?days=7"
 
 
-def test_sign_in_never_redirects_off_site(site):
-    response = sign_in(site.browser(), site.token("alice"), next_path="//evil.example/x")
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\t/evil.example", "/\\evil.example", "https://evil.example"])
+def test_sign_in_never_redirects_off_site(site, target):
+    response = sign_in(site.browser(), site.token("alice"), next_path=target)
     assert response.headers["location"] == "/"
 
 

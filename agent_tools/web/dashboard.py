@@ -220,6 +220,7 @@ def _quote_path(request: Request) -> str:
 
 def _safe_next(value: str | None) -> str | None:
     """Only a path inside the dashboard may follow sign-in (never ``//evil.example``)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    if (not value or not value.startswith("/") or value.startswith("//") or "\\" in value
+            or any(ord(c) < 33 or ord(c) == 127 for c in value)):  # browsers drop tabs: "/\t/x" is "//x"
         return None
     return value
