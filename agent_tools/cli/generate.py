@@ -15,7 +15,7 @@ from ..catalog import get
 from ..config import Settings
 from ..errors import InvalidArguments
 from ..money import format_usd
-from .output import Progress, describe_job, job_json, settings_of, table, with_toolkit
+from .output import OWNER_GONE, Progress, describe_job, job_json, settings_of, state_text, table, with_toolkit
 from .params import parse_tool_arguments, tool_parser
 
 
@@ -70,12 +70,38 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs yet; `videogen generate TOOL --simulate ...` makes a free test one")
         return 0
-    rows = [[j.id, j.account, j.tool, j.state.value,
+    rows = [[j.id, j.account, j.tool, state_text(j),
              format_usd(j.actual_micros if j.actual_micros is not None else j.estimate_micros),
              time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created_at)),
              (j.outputs[0].get("path") or j.outputs[0].get("url") or "") if j.outputs else (j.error or "")[:60]]
             for j in jobs]
     print(table(rows, ["JOB", "ACCOUNT", "TOOL", "STATE", "COST", "CREATED", "OUTPUT / ERROR"]))
+    if any(OWNER_GONE in row[3] for row in rows):
+        print(f"\n({OWNER_GONE}: the process tracking it stopped; `videogen jobs resume` takes it over now)")
+    return 0
+
+
+def cmd_jobs_resume(args: argparse.Namespace) -> int:
+    """Take over every job whose owner is gone, now, and follow them (to the end with --wait)."""
+    async def resume(toolkit: Any) -> list[Any]:
+        taken = await toolkit.resume()
+        timeout = None if args.wait else args.follow_seconds
+        return [(job, await toolkit.wait_for_job(toolkit.local_account(), job.id, timeout=timeout)) for job in taken]
+
+    results = with_toolkit(args, resume)
+    if args.json:
+        print(json.dumps([job_json(after) | {"was": before.state.value} for before, after in results], indent=2))
+        return 0
+    if not results:
+        print("no job to resume: every unfinished job has a live owner (or there is none)")
+        return 0
+    rows = [[after.id, after.account, after.tool, before.state.value, after.state.value,
+             (after.outputs[0].get("path") or "") if after.outputs else (after.error or "")[:60]]
+            for before, after in results]
+    print(table(rows, ["JOB", "ACCOUNT", "TOOL", "WAS", "NOW", "OUTPUT / ERROR"]))
+    if any(not after.finished for _, after in results):
+        print("\nstill running at the provider; they are handed back as this command exits — "
+              "`videogen jobs resume --wait` follows them to the end")
     return 0
 
 
@@ -107,7 +133,7 @@ def register(commands: Any) -> None:
                           help="the model's parameters, then --json and/or --simulate")
     generate.set_defaults(func=cmd_generate)
 
-    jobs = commands.add_parser("jobs", help="list, show or cancel jobs", description="Work with job records.")
+    jobs = commands.add_parser("jobs", help="list, show, resume or cancel jobs", description="Work with job records.")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
     listing = jobs_commands.add_parser("list", help="recent jobs", description="List recent jobs, newest first.")
     listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
@@ -118,6 +144,16 @@ def register(commands: Any) -> None:
     show.add_argument("job_id", metavar="JOB")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=cmd_jobs_show)
+    resume = jobs_commands.add_parser(
+        "resume", help="take over jobs whose owner is gone, now",
+        description="Take over every unfinished job whose process stopped (its lease lapsed, or it exited): a job "
+                    "never sent fails at no charge, one interrupted while being sent becomes unknown, and one at "
+                    "the provider is checked and followed — for --follow-seconds, or to the end with --wait.")
+    resume.add_argument("--wait", action="store_true", help="follow every resumed job to its end")
+    resume.add_argument("--follow-seconds", type=float, default=10.0,
+                        help="without --wait, how long to follow each resumed job (default 10)")
+    resume.add_argument("--json", action="store_true", help="print JSON")
+    resume.set_defaults(func=cmd_jobs_resume)
     cancel = jobs_commands.add_parser("cancel", help="cancel a job", description="Cancel a job at its provider.")
     cancel.add_argument("job_id", metavar="JOB")
     cancel.set_defaults(func=cmd_jobs_cancel)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -87,11 +88,21 @@ class Progress:
             self.stream.flush()
 
 
+OWNER_GONE = "owner gone"
+
+
+def state_text(job: Job) -> str:
+    """``running``, or ``running (owner gone)`` when no live process tracks it: nothing moves it
+    until a process resumes it (``videogen jobs resume``)."""
+    return f"{job.state.value} ({OWNER_GONE})" if job.owner_gone(time.time()) else job.state.value
+
+
 def job_json(job: Job, *, simulated: bool = False) -> dict[str, Any]:
     from ..jobs import JobState
 
     cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
     data = {"job_id": job.id, "state": job.state.value, "tool": job.tool, "cost_usd": to_usd(cost),
+            "owner_gone": job.owner_gone(time.time()),
             "outputs": [{"url": o.get("url"), "path": o.get("path"), "content_type": o.get("content_type")}
                         for o in job.outputs],
             "error": job.error if job.state is not JobState.SUCCEEDED or job.error else None}
@@ -106,7 +117,7 @@ def describe_job(job: Job) -> str:
     from ..jobs import JobState
 
     cost = job.actual_micros if job.actual_micros is not None else job.estimate_micros
-    lines = [f"job {job.id}: {job.state.value} — {job.tool} ({job.provider} {job.endpoint_id})",
+    lines = [f"job {job.id}: {state_text(job)} — {job.tool} ({job.provider} {job.endpoint_id})",
              f"  cost: {format_usd(cost)}" + ("" if job.actual_micros is not None else " reserved (estimate)")]
     if job.request_id:
         lines.append(f"  provider request: {job.request_id}")
