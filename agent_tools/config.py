@@ -155,6 +155,9 @@ class DiscordSettings(_Section):
                                        description="runs priced above this show a Run/Cancel card first")
     confirm_seconds: int = Field(default=300, ge=10, le=3600, description="how long a price card can be run")
     allow_dms: bool = Field(default=False, description="accept commands in DMs (the user's limits and the global cap)")
+    message_content: bool = Field(
+        default=False, description="the privileged Message Content intent: every reply in a chat thread continues "
+                                   "the conversation (off: only replies that mention the bot)")
     nsfw: Literal["spoiler", "withhold"] = Field(
         default="spoiler", description="outputs a provider flags as NSFW: posted as spoilers, or withheld outside "
                                        "age-restricted channels")

@@ -2,5 +2,5 @@
 
 ``app`` (the bot, start-up, syncing, resuming), ``commands`` (slash commands), ``options`` (schema →
 options), ``delivery`` (progress and results), ``views`` (buttons), ``render`` (messages),
-``payloads`` (Discord's limits), ``state`` (the bot's own tables). Run it with ``videogen discord``.
+``payloads`` (Discord's limits), ``state`` (the bot's own tables), ``chat`` (the chat agent in threads). Run it with ``videogen discord``.
 """

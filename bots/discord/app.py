@@ -23,6 +23,7 @@ from agent_tools.config import Settings
 from agent_tools.errors import UserError
 from agent_tools.toolkit import Account, Toolkit
 
+from .chat import DiscordChat, ask_command
 from .commands import CommandTree, install, payload, role_ids
 from .delivery import Deliveries
 from .payloads import payload_hash, validate_payload
@@ -36,12 +37,23 @@ MISSING_TOKEN = ("No Discord bot token: set DISCORD_TOKEN (or [discord] token in
                  "Discord Developer Portal → your application → Bot → Reset Token.")
 
 
+def default_intents(settings: Settings) -> discord.Intents:
+    """Guilds for the slash commands; with the chat agent also message events (not privileged:
+    messages that mention the bot carry their text), and the privileged Message Content intent only
+    if ``[discord] message_content`` is on (then every reply in a chat thread continues it)."""
+    intents = discord.Intents(guilds=True)
+    if settings.llm.model:
+        intents.guild_messages = intents.dm_messages = True
+        intents.message_content = settings.discord.message_content
+    return intents
+
+
 class VideoBot(discord.Client):
     def __init__(self, toolkit: Toolkit, *, clock: Callable[[], float] = time.time, progress_interval: float = 5.0,
                  expiry_margin: float = 60.0, check_seconds: float = 2.0, simulated: bool = False,
                  force_sync: bool = False, delivery_lease: float = DELIVERY_LEASE_SECONDS,
-                 intents: discord.Intents | None = None, **options: Any) -> None:
-        super().__init__(intents=intents or discord.Intents(guilds=True), **options)
+                 intents: discord.Intents | None = None, chat_edit_interval: float = 1.0, **options: Any) -> None:
+        super().__init__(intents=intents or default_intents(toolkit.settings), **options)
         self.toolkit = toolkit
         self.clock = clock
         self.progress_interval = progress_interval
@@ -58,6 +70,10 @@ class VideoBot(discord.Client):
         self.state = BotState(toolkit.db, clock=clock, lease_seconds=delivery_lease)
         self.records = BotRecords(toolkit.db, clock=clock)
         self.deliveries = Deliveries(self)
+        self.chat = DiscordChat.for_bot(self, edit_interval=chat_edit_interval)
+        """The chat agent (mentions and ``/ask``), or None without ``[llm]`` settings."""
+        if self.chat is not None:
+            self.tree.add_command(ask_command(toolkit.settings.discord.allow_dms))
         self._watcher: asyncio.Task[None] | None = None
 
     @property
@@ -83,6 +99,14 @@ class VideoBot(discord.Client):
         # Another bot process on this database may die: its deliveries are taken over once their
         # claims lapse (checked every half lease).
         self._watcher = asyncio.create_task(self.deliveries.watch(self.state.lease_seconds / 2))
+
+    async def on_message(self, message: discord.Message) -> None:
+        if self.chat is None:
+            return
+        try:
+            await self.chat.on_message(message)
+        except discord.HTTPException as exc:
+            log.warning("could not answer message %s in channel %s: %s", message.id, message.channel.id, exc)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (application %s) in %d guild(s)", self.user, self.application_id, len(self.guilds))
@@ -135,6 +159,8 @@ class VideoBot(discord.Client):
         if self._watcher is not None:
             self._watcher.cancel()
         await self.deliveries.aclose()
+        if self.chat is not None:
+            await self.chat.aclose()
         await super().close()
 
 

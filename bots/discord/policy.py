@@ -70,9 +70,10 @@ def channel_ids(interaction: discord.Interaction) -> set[str]:
     return ids
 
 
-async def refusal(interaction: discord.Interaction, settings: DiscordSettings, records: BotRecords, tool: str,
+async def refusal(interaction: discord.Interaction, settings: DiscordSettings, records: BotRecords, tool: str | None,
                   arguments: Mapping[str, Any]) -> str | None:
-    """Why this generation may not run here, or None. Cheapest checks first."""
+    """Why this generation may not run here, or None. Cheapest checks first. ``tool`` None: no model
+    is chosen yet (a chat conversation starting), so the allowed-models rule waits for one."""
     if interaction.guild_id is None:
         if not settings.allow_dms:
             return DMS_OFF
@@ -82,7 +83,7 @@ async def refusal(interaction: discord.Interaction, settings: DiscordSettings, r
             listed = ", ".join(f"<#{c}>" for c in channels[:10])
             return f"This server runs generations only in {listed}; run the command there. Nothing was charged."
         models = await records.rules(interaction.guild_id, "model")
-        if models and tool not in models:
+        if models and tool is not None and tool not in models:
             return (f"This server allows only these models: {', '.join(models[:15])}. `/models` lists them; "
                     "nothing was charged.")
         missing = missing_permissions(interaction)
