@@ -39,11 +39,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from .. import __version__
-from . import render
+from . import prompts, render, resources
 from ..agent import results
 from ..agent.executor import Executor, ToolResult
 from ..agent.schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
 from ..agent.tools import AgentTool, Mode, mcp_definition
+from .resources import JobResources
 from ..catalog import CATALOG, OutputKind
 from ..errors import UserError
 from ..jobs import Job, JobEvent, JobState
@@ -141,10 +142,15 @@ class VideogenServer:
         self.origin = {"surface": "mcp", **(origin or {})}
         self.executor = Executor(toolkit, mode=tools, local_files=local_files, origin=self.origin)
         self.tools: list[types.Tool] = [self._wire_tool(t) for t in self.executor.tools.values()]
+        self.resources = JobResources(toolkit, show_paths=local_files)
+        self.prompt_call = "call generate with model \"{tool}\"" if tools == "compact" else "call the {tool} tool"
         inputs = IMAGE_INPUTS_LOCAL if local_files else IMAGE_INPUTS_REMOTE
         self.server: Server[Any] = Server(
             SERVER_NAME, version=__version__, title="videogen: video and image generation",
-            instructions=f"{INSTRUCTIONS}\n{inputs}", on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+            instructions=f"{INSTRUCTIONS}\n{inputs}", on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources, on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource, on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt, on_completion=self._complete)
 
     @staticmethod
     def _wire_tool(tool: AgentTool) -> types.Tool:
@@ -181,6 +187,33 @@ class VideogenServer:
                 f"videogen hit an unexpected internal error running {name} (reference {reference}); the operator "
                 "can find it in the server log. If a job was started, list_jobs shows it and its cost.")
 
+    # -- resources, prompts, completions ----------------------------------------------------------
+
+    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
+                              params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=await self.resources.list(await self._account(ctx)))
+
+    async def _list_resource_templates(self, ctx: ServerRequestContext[Any, Any],
+                                       params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=resources.templates())
+
+    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
+                             params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await self.resources.read(await self._account(ctx), params.uri)
+
+    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any],
+                            params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=prompts.prompts())
+
+    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any],
+                          params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return prompts.get_prompt(params.name, params.arguments, call=self.prompt_call)
+
+    async def _complete(self, ctx: ServerRequestContext[Any, Any],
+                        params: types.CompleteRequestParams) -> types.CompleteResult:
+        account = await self._account(ctx)
+        return await prompts.complete(params, lambda prefix: self.resources.job_ids(account, prefix))
+
     async def _account(self, ctx: ServerRequestContext[Any, Any]) -> Account:
         account = self.resolve_account(ctx)
         return await account if inspect.isawaitable(account) else account
@@ -191,6 +224,7 @@ class VideogenServer:
         """Text + structured content, and for a finished job its image previews."""
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=outcome.text)]
         if outcome.job is not None:
+            content += resources.links(outcome.job)
             content += await self._previews(outcome.job)
         return types.CallToolResult(content=content, structured_content=outcome.data, is_error=outcome.is_error)
 
