@@ -169,6 +169,9 @@ class Toolkit:
         self.media = media
         self.adapters = adapters
         self.ledger = ledger
+        self.missing_key_hints: dict[str, str] = {}
+        """Per provider, what to say instead of ``MISSING_KEY`` when its key is unusable (e.g. the
+        MCP command names the placeholder to replace in claude_desktop_config.json)."""
         self.warnings: BoundedDict = BoundedDict(1000)
         """Budget warnings (e.g. "80 % of today's budget used") from recent jobs' reservations;
         a surface reads (and may pop) them right after ``generate``; old entries fall off."""
@@ -255,7 +258,8 @@ class Toolkit:
             return estimate, None
         other = self.equivalent(estimate.spec, estimate.params)
         if not isinstance(other, Estimate):
-            raise UserError(MISSING_KEY[provider] + (f" It cannot fail over: {other}." if other else ""))
+            missing = self.missing_key_hints.get(provider) or MISSING_KEY[provider]
+            raise UserError(missing + (f" It cannot fail over: {other}." if other else ""))
         record = {"from_tool": estimate.spec.tool, "from_provider": provider,
                   "from_endpoint_id": estimate.spec.endpoint_id, "reason": f"no {provider} key is configured"}
         return other, record

@@ -149,3 +149,24 @@ def test_placeholder_keys_count_as_unset(clean_env, monkeypatch, capsys):
     settings = cli_mcp.without_placeholder_keys(load_settings())
     assert settings.fal.key is None and settings.wavespeed.key == SecretStr("ws-real")
     assert "FAL_KEY is still the placeholder" in capsys.readouterr().err
+
+
+def test_two_writes_in_the_same_second_keep_both_backups(clean_env):
+    path = clean_env / "claude_desktop_config.json"
+    path.write_text(json.dumps({"mcpServers": {"first": {"command": "a"}}}))
+    entry = {"command": "/abs/videogen", "args": ["mcp"]}
+    same_second = 1_800_000_000.0
+    one = claude_desktop.write_entry(path, entry, "videogen", now=same_second)
+    path.write_text(json.dumps({"mcpServers": {"second": {"command": "b"}}}))
+    two = claude_desktop.write_entry(path, entry, "videogen", now=same_second)
+    assert one != two
+    assert json.loads(one.read_text())["mcpServers"] == {"first": {"command": "a"}}
+    assert json.loads(two.read_text())["mcpServers"] == {"second": {"command": "b"}}
+
+
+def test_a_placeholder_key_refusal_names_the_placeholder_and_the_file(clean_env, monkeypatch):
+    monkeypatch.setenv("FAL_KEY", claude_desktop.placeholder("FAL_KEY"))
+    hints = cli_mcp.placeholder_hints(load_settings())
+    assert list(hints) == ["fal"]
+    assert '"<paste your FAL_KEY here>" in claude_desktop_config.json' in hints["fal"]
+    assert "restart Claude Desktop" in hints["fal"]

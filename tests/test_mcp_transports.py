@@ -120,6 +120,17 @@ async def test_stdio_compact_mode_and_a_client_side_cancel_of_a_slow_job(tmp_pat
     assert final.structured_content["cost_status"] == "not charged"
 
 
+async def test_stdio_with_a_placeholder_key_names_it_in_the_refusal(tmp_path):
+    env = server_env(tmp_path) | {"FAL_KEY": "<paste your FAL_KEY here>"}
+    params = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], "mcp"], env=env, cwd=str(tmp_path))
+    async with Client(params, mode="legacy") as client:
+        refused = await client.call_tool("pika_text_to_video", {"prompt": "x"})
+    assert refused.is_error
+    text = text_of(refused)
+    assert 'FAL_KEY is still the placeholder "<paste your FAL_KEY here>" in claude_desktop_config.json' in text
+    assert "set FAL_KEY" not in text and "Nothing was submitted or charged." in text
+
+
 # -- HTTP in process ------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -258,5 +269,6 @@ async def test_the_http_command_serves_tokens_from_its_database_and_stops_on_sig
         assert result.structured_content["simulated"] is True and "path" not in result.structured_content["outputs"][0]
     finally:
         process.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(process.communicate(), 20)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0 and out == b""
+    assert b"Traceback" not in err and b"ERROR" not in err, err.decode()  # a clean stop, not a crash

@@ -37,15 +37,29 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+KEY_VARS = (("fal", "FAL_KEY"), ("wavespeed", "WAVESPEED_API_KEY"))
+
+
+def placeholder_hints(settings: Settings) -> dict[str, str]:
+    """For each provider whose key is still an install-claude placeholder, the refusal to give."""
+    hints = {}
+    for section, var in KEY_VARS:
+        key = getattr(settings, section).key
+        if key is not None and claude_desktop.is_placeholder(key.get_secret_value()):
+            hints[section] = (f"{var} is still the placeholder \"{key.get_secret_value()}\" in claude_desktop_config.json: "
+                              f"replace it there with your {section} key (or set it in the config file), then quit and "
+                              "restart Claude Desktop. Or try it free with --simulate.")
+    return hints
+
+
 def without_placeholder_keys(settings: Settings) -> Settings:
     """Keys still reading ``<paste your FAL_KEY here>`` (from install-claude) count as unset."""
     updates = {}
-    for section, var in (("fal", "FAL_KEY"), ("wavespeed", "WAVESPEED_API_KEY")):
-        current = getattr(settings, section)
-        if current.key is not None and claude_desktop.is_placeholder(current.key.get_secret_value()):
+    for section, var in KEY_VARS:
+        if section in placeholder_hints(settings):
             _say(f"note: {var} is still the placeholder from `videogen mcp install-claude`; paste the real key "
                  "into claude_desktop_config.json (or the config file). Its models are refused until then.")
-            updates[section] = current.model_copy(update={"key": None})
+            updates[section] = getattr(settings, section).model_copy(update={"key": None})
     return settings.model_copy(update=updates) if updates else settings
 
 
@@ -57,7 +71,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     import asyncio
 
     _log_to_stderr(args.verbose)
-    settings = without_placeholder_keys(settings_of(args))
+    loaded = settings_of(args)
+    hints = placeholder_hints(loaded)
+    settings = without_placeholder_keys(loaded)
     if args.tools is not None:
         settings = settings.model_copy(update={"mcp": settings.mcp.model_copy(update={"tools": args.tools})})
     if args.web and not args.http:
@@ -65,19 +81,21 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(settings, http=args.http, host=args.host or settings.mcp.host,
                            port=settings.mcp.port if args.port is None else args.port, simulate=args.simulate,
-                           web=args.web))
+                           web=args.web, key_hints=hints))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     return 0
 
 
-async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool, web: bool = False) -> None:
+async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool, web: bool = False,
+                 key_hints: dict[str, str] | None = None) -> None:
     from ..mcp_server.server import serve_http, serve_stdio
     from ..toolkit import Toolkit
 
-    stop_on_sigterm()
+    stop_on_sigterm(graceful=http)
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
+        toolkit.missing_key_hints.update(key_hints or {})
         origin = {"simulated": True} if simulate else {}
         try:
             if http:

@@ -39,8 +39,13 @@ def exposure_warning(host: str) -> str | None:
             "token, but traffic is plain HTTP: put a TLS reverse proxy in front of it.")
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed."""
+def stop_on_sigterm(*, graceful: bool = False) -> None:
+    """SIGTERM (how hosts stop a server) ends the serve loop cleanly so the database is closed.
+
+    By default the serve task is cancelled. ``graceful``: the server (uvicorn for ``mcp --http``)
+    shuts down on SIGTERM by itself and re-raises the signal afterwards, so the loop only has to
+    survive it — a cancel there would cut the server's lifespan mid-way and log an ERROR traceback.
+    """
     if sys.platform == "win32":
         return
     import asyncio
@@ -48,7 +53,7 @@ def stop_on_sigterm() -> None:
 
     task = asyncio.current_task()
     if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, (lambda: None) if graceful else task.cancel)
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

@@ -104,7 +104,19 @@ def snippet(entry: dict[str, Any], name: str = SERVER_NAME) -> str:
     return json.dumps({"mcpServers": {name: entry}}, indent=2)
 
 
-def write_entry(path: Path, entry: dict[str, Any], name: str = SERVER_NAME) -> Path | None:
+def backup_path(path: Path, now: float | None = None) -> Path:
+    """``claude_desktop_config.json.20261201-223000.bak``, or ``….bak.2``, ``….bak.3`` when that exists:
+    two runs in the same second must not overwrite the first backup."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    candidate = path.with_name(f"{path.name}.{stamp}.bak")
+    counter = 1
+    while candidate.exists():
+        counter += 1
+        candidate = path.with_name(f"{path.name}.{stamp}.bak.{counter}")
+    return candidate
+
+
+def write_entry(path: Path, entry: dict[str, Any], name: str = SERVER_NAME, *, now: float | None = None) -> Path | None:
     """Merge the entry into the config file, keeping everything else; returns the backup's path.
 
     A file that is not valid JSON is left alone (``UserError``): it is the user's, and a guess
@@ -122,7 +134,7 @@ def write_entry(path: Path, entry: dict[str, Any], name: str = SERVER_NAME) -> P
                                 "then run this again. Nothing was changed.") from None
             if not isinstance(data, dict):
                 raise UserError(f"{path} does not hold a JSON object; nothing was changed.")
-        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        backup = backup_path(path, now)
         shutil.copy2(path, backup)
     servers = data.get("mcpServers")
     if servers is None:
