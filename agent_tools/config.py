@@ -202,6 +202,9 @@ class McpSettings(_Section):
     port: int = Field(default=8765, ge=1, le=65535)
     tools: Literal["default", "compact"] = Field(
         default="default", description="default: one tool per model; compact: list/describe/generate")
+    confirm_above_usd: Decimal | None = Field(
+        default=None, ge=0, le=MAX_USD,
+        description="ask clients that support elicitation to confirm a run priced above this; unset = never ask")
 
 
 class WebSettings(_Section):

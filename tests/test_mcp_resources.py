@@ -161,3 +161,59 @@ async def test_completion_offers_model_names_enum_values_and_job_ids(kit, mode):
     assert durations.completion.values == ["4s", "6s", "8s"]
     assert in_context.completion.values == ["9:16"]
     assert jobs.completion.values == [made.structured_content["job_id"]]
+
+
+# -- confirmation above a price (elicitation) ------------------------------------------------------
+
+class Answer:
+    """An elicitation callback that records each question and gives a fixed answer."""
+
+    def __init__(self, action: str, confirm: bool = True) -> None:
+        self.action, self.confirm, self.asked = action, confirm, []
+
+    async def __call__(self, context, params):
+        from mcp_types import ElicitResult
+
+        self.asked.append(params.message)
+        return ElicitResult(action=self.action, content={"confirm": self.confirm} if self.action == "accept" else None)
+
+
+async def confirming_kit(tmp_path, sim, threshold="1"):
+    settings = make_settings(tmp_path, sim, {"daily_usd": "10"})
+    settings = settings.model_copy(update={"mcp": settings.mcp.model_copy(update={"confirm_above_usd": threshold})})
+    return await Toolkit.open(settings)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_run_above_the_threshold_asks_first_and_a_no_costs_nothing(tmp_path, sim, mode):
+    async with await confirming_kit(tmp_path, sim) as kit:
+        no, yes = Answer("decline"), Answer("accept")
+        async with Client(serve(kit, ALICE), mode=mode, elicitation_callback=no) as client:
+            refused = await client.call_tool("veo3_fast", {"prompt": "x", "duration": "4s"})
+            cheap = await client.call_tool("pika_text_to_video", {"prompt": "below the threshold"})
+            jobs_after_no = await client.call_tool("list_jobs", {})
+        async with Client(serve(kit, ALICE, tools="compact"), mode=mode, elicitation_callback=yes) as client:
+            ran = await client.call_tool("generate", {"model": "veo3_fast", "arguments": {"prompt": "x", "duration": "4s"}})
+        [daily] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
+    assert refused.is_error and "not confirmed. Nothing was submitted or charged." in text_of(refused)
+    assert len(no.asked) == 1 and "$1.60" in no.asked[0]  # asked once, with the price; not for the $0.20 run
+    assert not cheap.is_error and len(jobs_after_no.structured_content["jobs"]) == 1
+    assert not ran.is_error and ran.structured_content["state"] == "succeeded" and len(yes.asked) == 1
+    assert daily.used == 200_000 + 1_600_000
+
+
+async def test_dismissing_or_unticking_the_confirmation_runs_nothing(tmp_path, sim):
+    async with await confirming_kit(tmp_path, sim) as kit:
+        for answer in (Answer("cancel"), Answer("accept", confirm=False)):
+            async with Client(serve(kit, ALICE), mode="legacy", elicitation_callback=answer) as client:
+                result = await client.call_tool("veo3_fast", {"prompt": "x"})
+            assert result.is_error and "not confirmed" in text_of(result)
+        assert await kit.list_jobs(ALICE) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_clients_without_elicitation_run_as_before(tmp_path, sim, mode):
+    async with await confirming_kit(tmp_path, sim, threshold="0") as kit:
+        async with Client(serve(kit, ALICE), mode=mode) as client:
+            ran = await client.call_tool("pika_text_to_video", {"prompt": "x"})
+    assert not ran.is_error and ran.structured_content["state"] == "succeeded"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..catalog import CATALOG, PRICES_AS_OF, ModelSpec, get
+from ..catalog import CATALOG, PRICES_AS_OF, ModelSpec, Quote, get
 from ..errors import InvalidArguments, UserError
 from ..inputs import shape_problems
 from ..jobs import FINAL, EventCallback, Job, JobEvent, JobState
@@ -116,6 +116,26 @@ class Executor:
         return defaults | arguments
 
     # -- generation -----------------------------------------------------------------------------
+
+    def quote(self, name: str, arguments: Mapping[str, Any] | None) -> tuple[ModelSpec, Quote] | None:
+        """What a generation call would cost, or None when it is not one or its arguments are invalid
+        (the call itself then reports them): for asking the user before spending."""
+        tool = self.tools.get(name)
+        if tool is None or not tool.generates:
+            return None
+        args = dict(arguments or {})
+        try:
+            if tool.model is None:
+                parse_json_strings(tool.input_schema, args)
+                spec, args = get(str(args.get("model", ""))), dict(args.get("arguments") or {})
+            else:
+                spec = tool.model
+            parse_json_strings(spec.schema(), args)
+            args.pop(WAIT_SECONDS, None)
+            estimate = self.toolkit.estimate(spec.tool, args)
+        except (UserError, AttributeError, TypeError, ValueError):
+            return None
+        return estimate.spec, estimate.quote
 
     async def run_model(self, account: Account, spec: ModelSpec, arguments: dict[str, Any], *,
                         on_event: EventCallback | None = None, on_job: JobCallback | None = None) -> ToolResult:

@@ -39,7 +39,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from .. import __version__
-from . import prompts, render, resources
+from . import confirm, prompts, render, resources
 from ..agent import results
 from ..agent.executor import Executor, ToolResult
 from ..agent.schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
@@ -48,6 +48,7 @@ from .resources import JobResources
 from ..catalog import CATALOG, OutputKind
 from ..errors import UserError
 from ..jobs import Job, JobEvent, JobState
+from ..money import usd
 from ..serving import Prefixed
 from ..toolkit import Account, Toolkit
 
@@ -143,6 +144,8 @@ class VideogenServer:
         self.executor = Executor(toolkit, mode=tools, local_files=local_files, origin=self.origin)
         self.tools: list[types.Tool] = [self._wire_tool(t) for t in self.executor.tools.values()]
         self.resources = JobResources(toolkit, show_paths=local_files)
+        threshold = toolkit.settings.mcp.confirm_above_usd
+        self.confirm_above = None if threshold is None else usd(threshold)
         self.prompt_call = "call generate with model \"{tool}\"" if tools == "compact" else "call the {tool} tool"
         inputs = IMAGE_INPUTS_LOCAL if local_files else IMAGE_INPUTS_REMOTE
         self.server: Server[Any] = Server(
@@ -162,14 +165,17 @@ class VideogenServer:
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.tools)
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
-                         params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+                         ) -> types.CallToolResult | types.InputRequiredResult:
         name = params.name
         tool = self.executor.tools.get(name)
         if tool is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool '{name}'; tools/list shows the tools.")
         try:
             account = await self._account(ctx)
+            refusal = await self._confirm(ctx, params)
+            if refusal is not None:
+                return refusal
             reporter = _Reporter(ctx)
             if tool.generates or name == "wait_for_job":
                 async with reporter.heartbeat():
@@ -213,6 +219,23 @@ class VideogenServer:
                         params: types.CompleteRequestParams) -> types.CompleteResult:
         account = await self._account(ctx)
         return await prompts.complete(params, lambda prefix: self.resources.job_ids(account, prefix))
+
+    async def _confirm(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+                       ) -> types.CallToolResult | types.InputRequiredResult | None:
+        """None to go ahead; else what to answer instead (the question, or the refusal)."""
+        if self.confirm_above is None or not confirm.supported(ctx):
+            return None
+        priced = self.executor.quote(params.name, params.arguments)
+        if priced is None or priced[1].micros <= self.confirm_above:
+            return None
+        spec, quote = priced
+        answer = await confirm.ask(ctx, params, spec, quote)
+        if answer is True:
+            return None
+        if answer is False:
+            return error_result(f"Not run: the {quote.usd} run of {spec.tool} was not confirmed. Nothing was "
+                                "submitted or charged.")
+        return answer
 
     async def _account(self, ctx: ServerRequestContext[Any, Any]) -> Account:
         account = self.resolve_account(ctx)
