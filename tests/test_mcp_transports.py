@@ -241,6 +241,55 @@ async def test_the_sdk_client_cannot_connect_without_a_valid_token(http, token):
                 await client.list_tools()
 
 
+async def sse_events(response):
+    """(id, data) of each SSE event on a streaming response, as they arrive."""
+    event_id, data = None, []
+    async for line in response.aiter_lines():
+        if line == "":
+            if event_id is not None or data:
+                yield event_id, "\n".join(data)
+            event_id, data = None, []
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+
+
+async def test_http_a_dropped_stream_resumes_with_last_event_id_and_gets_the_result(http):
+    url, tokens, _ = http
+    headers = {"Authorization": f"Bearer {tokens['alice']}", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=60) as raw:
+        init = await raw.post(url, headers=headers, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        session = {"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        await raw.post(url, headers=headers | session, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "pika_text_to_video", "arguments": {"prompt": "[sim:slow=1.5] x", WAIT_SECONDS: 30},
+            "_meta": {"progressToken": "p1"}}}
+        seen = []
+        async with raw.stream("POST", url, headers=headers | session, json=call) as response:
+            async for event_id, data in sse_events(response):
+                seen.append((event_id, data))
+                if data and json.loads(data).get("method") == "notifications/progress":
+                    break  # the connection drops here, mid-call
+        last_id = seen[-1][0]
+        assert seen[0][1] == "" and seen[0][0]  # the priming event carries an id to resume from
+        resumed = []
+        async with raw.stream("GET", url, headers=headers | session | {"Last-Event-ID": last_id,
+                                                                       "Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            async for event_id, data in sse_events(response):
+                if data:
+                    resumed.append(json.loads(data))
+                    if resumed[-1].get("id") == 2:
+                        break
+    result = resumed[-1]["result"]
+    assert result["structuredContent"]["state"] == "succeeded" and not result.get("isError")
+    assert any(m.get("method") == "notifications/progress" for m in resumed)  # what it missed, then the rest
+
+
 # -- HTTP as `videogen mcp --http` ------------------------------------------------------------
 
 async def test_the_http_command_serves_tokens_from_its_database_and_stops_on_sigterm(tmp_path):

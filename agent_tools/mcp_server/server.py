@@ -344,12 +344,21 @@ async def _unauthorized(send: Any, problem: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+RETRY_MS = 1000
+"""How soon a client whose SSE stream dropped should reconnect (the priming event's ``retry``)."""
+
+
 def http_app(toolkit: Toolkit, *, host: str = "127.0.0.1", origin: Mapping[str, Any] | None = None,
-             mounts: Mapping[str, Any] | None = None) -> Any:
+             mounts: Mapping[str, Any] | None = None, event_store: Any = None) -> Any:
     """The ASGI app: streamable HTTP at ``/mcp`` behind ``BearerAuth``; local paths refused.
-    ``mounts`` (prefix → ASGI app, e.g. the dashboard) are served beside it, outside bearer auth."""
+    ``mounts`` (prefix → ASGI app, e.g. the dashboard) are served beside it, outside bearer auth.
+    Streams are resumable with ``Last-Event-ID`` (``event_store``, default an in-memory one)."""
+    from .events import MemoryEventStore
+
     server = build_server(toolkit, request_account, local_files=False, origin={"transport": "http", **(origin or {})})
-    app = BearerAuth(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host), toolkit)
+    app = BearerAuth(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host,
+                                                event_store=event_store or MemoryEventStore(),
+                                                retry_interval=RETRY_MS), toolkit)
     return Prefixed(app, mounts) if mounts else app
 
 
