@@ -182,7 +182,8 @@ def mcp_definition(tool: AgentTool) -> dict[str, Any]:
     """As in MCP ``tools/list`` (camelCase wire names)."""
     return {"name": tool.name, "title": tool.title, "description": tool.description,
             "inputSchema": tool.input_schema, "outputSchema": tool.output_schema,
-            "annotations": tool.annotations}
+            # the title is the tool's own; repeating it in the annotations costs bytes on every turn
+            "annotations": {k: v for k, v in tool.annotations.items() if k != "title"}}
 
 
 def openai_definition(tool: AgentTool) -> dict[str, Any]:
