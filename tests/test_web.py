@@ -532,3 +532,31 @@ async def test_the_dashboard_is_served_beside_mcp_on_the_same_port(tmp_path, cle
 def test_mcp_web_needs_http(capsys):
     assert videogen(["mcp", "--web"]) == 2
     assert "add --http" in capsys.readouterr().err
+
+
+def test_videogen_mcp_http_web_serves_both_on_one_port(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_"))}
+    env.update(VIDEOGEN_DB=str(tmp_path / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"),
+               XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    command = [sys.executable, "-m", "agent_tools.cli", "mcp", "--http", "--web", "--simulate", "--port", "0"]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        dashboard = None
+        for line in process.stderr:
+            if (match := re.search(r"The dashboard is at (http://\S+/dashboard/) ", line)):
+                dashboard = match.group(1)
+                break
+        assert dashboard, "the command never said where the dashboard is"
+        page = httpx.get(dashboard + "login")
+        assert page.status_code == 200 and 'action="/dashboard/login"' in page.text
+        assert httpx.get(dashboard.removesuffix("/dashboard/") + "/mcp").status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
