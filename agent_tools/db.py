@@ -189,6 +189,12 @@ MIGRATIONS: tuple[str, ...] = (
                                model TEXT, input_tokens INTEGER, output_tokens INTEGER, cost_micros INTEGER,
                                created_at REAL NOT NULL, PRIMARY KEY(conversation_id, seq))
     """,
+    # 9: the dashboard pages an account's jobs newest first by (created_at, id), a key any SQL
+    # database has (not SQLite's rowid); this index serves it and everything the old one did.
+    """
+    CREATE INDEX jobs_account_created_id ON jobs(account, created_at, id);
+    DROP INDEX jobs_account_created
+    """,
 )
 
 

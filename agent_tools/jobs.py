@@ -114,7 +114,7 @@ class Job:
     """Set when the job runs on an equivalent endpoint: from_tool, from_provider, reason."""
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> "Job":
+    def from_row(cls, row: sqlite3.Row) -> "Job":
         data = dict(row)
         for key in JSON_COLUMNS:
             data[key] = json.loads(data[key])
@@ -305,12 +305,12 @@ class JobEngine:
 
     async def page(self, *, account: str | None, tools: frozenset[str] | None = None,
                    states: frozenset[JobState] | None = None, since: float | None = None,
-                   until: float | None = None, before: tuple[float, int] | None = None,
-                   limit: int = 24) -> tuple[list[Job], tuple[float, int] | None]:
+                   until: float | None = None, before: tuple[float, str] | None = None,
+                   limit: int = 24) -> tuple[list[Job], tuple[float, str] | None]:
         """One page of jobs, newest first, and the cursor of the next (older) page, or None.
 
-        Keyset paging on ``(created_at, rowid)``: the ``(account, created_at)`` index carries the
-        rowid, so a page reads ``limit`` rows however many jobs lie behind it (no OFFSET scan).
+        Keyset paging on ``(created_at, id)`` with the ``(account, created_at, id)`` index: a page
+        reads ``limit`` rows however many jobs lie behind it (no OFFSET scan).
         """
         where, args = [], []
         if account is not None:
@@ -329,18 +329,13 @@ class JobEngine:
             where.append("created_at < ?")
             args.append(until)
         if before is not None:
-            where.append("(created_at, rowid) < (?, ?)")
+            where.append("(created_at, id) < (?, ?)")
             args.extend(before)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = await self.db.fetchall(f"SELECT rowid AS cursor_rowid, * FROM jobs {clause}"
-                                      " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*args, limit + 1))
-        jobs = []
-        for row in rows[:limit]:
-            data = dict(row)
-            data.pop("cursor_rowid")
-            jobs.append(Job.from_row(data))
-        more = len(rows) > limit
-        return jobs, ((rows[limit - 1]["created_at"], rows[limit - 1]["cursor_rowid"]) if more else None)
+        rows = await self.db.fetchall(f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, id DESC LIMIT ?",
+                                      (*args, limit + 1))
+        jobs = [Job.from_row(row) for row in rows[:limit]]
+        return jobs, ((jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None)
 
     async def events(self, job_id: str) -> list[JobEventRow]:
         """A job's state changes, oldest first: its timeline."""

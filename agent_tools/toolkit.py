@@ -403,8 +403,8 @@ class Toolkit:
 
     async def job_page(self, account: Account, *, tools: frozenset[str] | None = None,
                        states: frozenset[JobState] | None = None, since: float | None = None,
-                       until: float | None = None, before: tuple[float, int] | None = None,
-                       limit: int = 24) -> tuple[list[Job], tuple[float, int] | None]:
+                       until: float | None = None, before: tuple[float, str] | None = None,
+                       limit: int = 24) -> tuple[list[Job], tuple[float, str] | None]:
         """One page of the account's own jobs, newest first, and the cursor of the next page."""
         return await self.engine.page(account=account.name, tools=tools, states=states, since=since, until=until,
                                       before=before, limit=limit)

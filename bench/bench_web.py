@@ -113,8 +113,8 @@ async def main(jobs: int, requests: int) -> None:
             total = await toolkit.db.scalar("SELECT COUNT(*) FROM jobs")
             audit = await toolkit.db.scalar("SELECT COUNT(*) FROM audit")
             plan = await toolkit.db.fetchall(
-                "EXPLAIN QUERY PLAN SELECT rowid, * FROM jobs WHERE account = ? AND (created_at, rowid) < (?, ?)"
-                " ORDER BY created_at DESC, rowid DESC LIMIT 25", ("alice", now, 10**9))
+                "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE account = ? AND (created_at, id) < (?, ?)"
+                " ORDER BY created_at DESC, id DESC LIMIT 25", ("alice", now, "f" * 16))
             await toolkit.ledger.ensure_account("boss")
             alice_token = await toolkit.ledger.create_token("alice")
             boss_token = await toolkit.ledger.create_token("boss")

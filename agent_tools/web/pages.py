@@ -73,12 +73,12 @@ def _day_start(text: str, label: str, tz: Any, next_day: bool = False) -> float 
     return datetime.combine(day + timedelta(days=1 if next_day else 0), time.min, tz).timestamp()
 
 
-def _cursor(text: str | None) -> tuple[float, int] | None:
+def _cursor(text: str | None) -> tuple[float, str] | None:
     if not text:
         return None
-    stamp, _, rowid = text.partition(":")
+    stamp, _, job_id = text.partition(":")
     try:
-        return float(stamp), int(rowid)
+        return float(stamp), job_id
     except ValueError:
         raise UserError("That page link is broken; go back to the first page of the gallery.") from None
 
