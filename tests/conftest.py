@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def fuzz_examples(request: pytest.FixtureRequest) -> int:
     """Cases per tool for the fuzz tests: a quick pass by default, thousands with --fuzz-long."""
     return 3000 if request.config.getoption("--fuzz-long") else 12
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli("jobs", "list")`` runs ``videogen jobs list`` in this process: (exit code, stdout, stderr)."""
+    from agent_tools.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def providers_env(clean_env, monkeypatch):
+    """Real (not --simulate) runs from the CLI: the providers are a simulator on loopback (as a proxy
+    would be), the database a file in the test's folder."""
+    from agent_tools.simulator import SimSettings, running_simulator
+
+    with running_simulator(SimSettings(queue_seconds=0.05, run_seconds=0.1)) as sim:
+        for var, value in (("FAL_KEY", "k"), ("WAVESPEED_API_KEY", "k"), ("VIDEOGEN_FAL_QUEUE_URL", sim.fal_queue_url),
+                           ("VIDEOGEN_FAL_REST_URL", sim.fal_rest_url),
+                           ("VIDEOGEN_WAVESPEED_BASE_URL", sim.wavespeed_base_url)):
+            monkeypatch.setenv(var, value)
+        monkeypatch.setenv("VIDEOGEN_DB", os.environ.get("VIDEOGEN_DB") or str(clean_env / "videogen.db"))
+        yield clean_env

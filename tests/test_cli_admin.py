@@ -7,8 +7,6 @@ import sqlite3
 
 import pytest
 
-from agent_tools.cli import main
-from agent_tools.simulator import SimSettings, running_simulator
 
 
 @pytest.fixture
@@ -18,35 +16,26 @@ def db_env(clean_env, monkeypatch):
     return clean_env
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_accounts_and_tokens(capsys, db_env):
-    assert run(capsys, "accounts", "add", "alice")[0] == 0
-    code, _, err = run(capsys, "accounts", "add", "alice")
+def test_accounts_and_tokens(cli, db_env):
+    assert cli("accounts", "add", "alice")[0] == 0
+    code, _, err = cli("accounts", "add", "alice")
     assert code == 2 and "already exists" in err
-    code, out, err = run(capsys, "accounts", "token", "alice", "--label", "laptop")
+    code, out, err = cli("accounts", "token", "alice", "--label", "laptop")
     token = out.strip()
     assert code == 0 and token.startswith("vg_") and "only time" in err
     raw = (db_env / "admin.db").read_bytes() + b"".join(p.read_bytes() for p in db_env.glob("admin.db-*"))
     assert token.encode() not in raw, "only the token's hash is stored"
-    assert run(capsys, "accounts", "link", "alice", "--discord", "42")[0] == 0
-    code, out, _ = run(capsys, "accounts", "list", "--json")
+    assert cli("accounts", "link", "alice", "--discord", "42")[0] == 0
+    code, out, _ = cli("accounts", "list", "--json")
     alice = next(a for a in json.loads(out) if a["name"] == "alice")
     assert alice["ids"] == "discord:42" and alice["tokens"] == 1
 
 
-def test_unknown_account_names_what_exists(capsys, db_env):
-    run(capsys, "accounts", "add", "alice")
-    code, _, err = run(capsys, "quota", "set", "--account", "bob", "--daily", "5")
+def test_unknown_account_names_what_exists(cli, db_env):
+    cli("accounts", "add", "alice")
+    code, _, err = cli("quota", "set", "--account", "bob", "--daily", "5")
     assert code == 2 and "No account 'bob'" in err and "alice" in err
-    code, _, err = run(capsys, "accounts", "token", "carol")
+    code, _, err = cli("accounts", "token", "carol")
     assert code == 2 and "No account 'carol'" in err
 
 
@@ -58,52 +47,41 @@ def test_unknown_account_names_what_exists(capsys, db_env):
     ("--hourly", "-1", "from 0 to 1000000"),
     ("--warn-at", "80", "at most 1"),
 ])
-def test_bad_limits_are_refused_with_the_reason(capsys, db_env, option, value, message):
-    code, _, err = run(capsys, "quota", "set", "--global", option, value)
+def test_bad_limits_are_refused_with_the_reason(cli, db_env, option, value, message):
+    code, _, err = cli("quota", "set", "--global", option, value)
     assert code == 2 and message in err
 
 
-def test_quota_set_and_show(capsys, db_env):
-    assert run(capsys, "quota", "set", "--guild", "77", "--daily", "20", "--concurrent", "4")[0] == 0
-    code, out, _ = run(capsys, "quota", "show", "--guild", "77", "--json")
+def test_quota_set_and_show(cli, db_env):
+    assert cli("quota", "set", "--guild", "77", "--daily", "20", "--concurrent", "4")[0] == 0
+    code, out, _ = cli("quota", "show", "--guild", "77", "--json")
     data = json.loads(out)
     assert data["daily_usd"] == 20.0 and data["concurrent_jobs"] == 4 and data["monthly_usd"] is None
-    run(capsys, "quota", "set", "--guild", "77", "--monthly", "100")  # merges, keeps the daily cap
-    assert json.loads(run(capsys, "quota", "show", "--guild", "77", "--json")[1])["daily_usd"] == 20.0
-    code, out, _ = run(capsys, "quota", "show")
+    cli("quota", "set", "--guild", "77", "--monthly", "100")  # merges, keeps the daily cap
+    assert json.loads(cli("quota", "show", "--guild", "77", "--json")[1])["daily_usd"] == 20.0
+    code, out, _ = cli("quota", "show")
     assert code == 0 and "daily" in out and "resets at 00:00 UTC" in out
-    code, _, err = run(capsys, "quota", "set", "--guild", "1", "--role", "2", "--daily", "1")
+    code, _, err = cli("quota", "set", "--guild", "1", "--role", "2", "--daily", "1")
     assert code == 2 and "Choose one" in err
 
 
-@pytest.fixture
-def providers_env(db_env, monkeypatch):
-    """Real (not --simulate) runs: the providers are a simulator on loopback, as a proxy would be."""
-    with running_simulator(SimSettings(queue_seconds=0, run_seconds=0.05)) as sim:
-        for var, value in (("FAL_KEY", "k"), ("WAVESPEED_API_KEY", "k"), ("VIDEOGEN_FAL_QUEUE_URL", sim.fal_queue_url),
-                           ("VIDEOGEN_FAL_REST_URL", sim.fal_rest_url),
-                           ("VIDEOGEN_WAVESPEED_BASE_URL", sim.wavespeed_base_url)):
-            monkeypatch.setenv(var, value)
-        yield db_env
-
-
-def test_spend_and_holds_after_a_refusal_and_a_run(capsys, providers_env):
-    run(capsys, "quota", "set", "--daily", "1.10")
-    code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8")
+def test_spend_and_holds_after_a_refusal_and_a_run(cli, db_env, providers_env):
+    cli("quota", "set", "--daily", "1.10")
+    code, _, err = cli("generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8")
     assert code == 2
     assert "This Sora 2 Pro clip costs $4.00, more than the whole daily limit of $1.10" in err
-    code, out, _ = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--json")
+    code, out, _ = cli("generate", "hailuo_02_text_to_video", "--prompt", "x", "--json")
     assert code == 0 and json.loads(out)["cost_usd"] == 0.27
-    code, out, _ = run(capsys, "spend", "--by", "model", "--json")
+    code, out, _ = cli("spend", "--by", "model", "--json")
     assert json.loads(out) == [{"model": "hailuo_02_text_to_video", "jobs": 1, "settled_usd": 0.27, "open_usd": 0.0}]
-    code, out, _ = run(capsys, "holds")
+    code, out, _ = cli("holds")
     assert code == 0 and "no open holds" in out
-    code, _, err = run(capsys, "spend", "--since", "yesterday")
+    code, _, err = cli("spend", "--since", "yesterday")
     assert code == 2 and "YYYY-MM-DD" in err
 
 
-def test_holds_lists_an_unknown_outcome_and_resolves_it(capsys, db_env):
-    run(capsys, "quota", "show")  # creates the database
+def test_holds_lists_an_unknown_outcome_and_resolves_it(cli, db_env):
+    cli("quota", "show")  # creates the database
     path = db_env / "admin.db"
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO accounts(name, created_at) VALUES ('bob', 0)")
@@ -112,30 +90,30 @@ def test_holds_lists_an_unknown_outcome_and_resolves_it(capsys, db_env):
         conn.execute("INSERT INTO jobs(id, account, tool, provider, endpoint_id, params, state, estimate_micros,"
                      " hold_id, created_at, updated_at) VALUES ('j1', 'bob', 'veo3_fast', 'fal', 'fal-ai/veo3/fast',"
                      " '{}', 'unknown', 3200000, 'h1', 0, 0)")
-    code, out, _ = run(capsys, "holds")
+    code, out, _ = cli("holds")
     assert "h1" in out and "outcome unknown" in out and "videogen holds settle h1" in out
-    assert run(capsys, "holds", "settle", "h1", "--usd", "1.50")[0] == 0
-    code, out, _ = run(capsys, "holds", "release", "h1")
+    assert cli("holds", "settle", "h1", "--usd", "1.50")[0] == 0
+    code, out, _ = cli("holds", "release", "h1")
     assert "already settled or released" in out
-    code, out, _ = run(capsys, "spend", "--json")
+    code, out, _ = cli("spend", "--json")
     assert json.loads(out)[0] == {"account": "bob", "jobs": 1, "settled_usd": 1.5, "open_usd": 0.0}
 
 
-def test_simulate_leaves_the_real_books_untouched(capsys, providers_env):
+def test_simulate_leaves_the_real_books_untouched(cli, db_env, providers_env):
     books = ("spend", "--json"), ("quota", "show", "--json"), ("holds",), ("jobs", "list", "--all", "--json")
-    run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "a real one", "--json")
-    before = [run(capsys, *command) for command in books]
+    cli("generate", "hailuo_02_text_to_video", "--prompt", "a real one", "--json")
+    before = [cli(*command) for command in books]
     assert [code for code, _, _ in before] == [0, 0, 0, 0]
-    code, out, err = run(capsys, "generate", "hailuo_02_text_to_video", "--prompt", "x", "--simulate", "--json")
+    code, out, err = cli("generate", "hailuo_02_text_to_video", "--prompt", "x", "--simulate", "--json")
     assert code == 0 and json.loads(out)["simulated"] is True and "kept apart" in err
-    code, _, _ = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "[sim:content_policy] x", "--simulate")
+    code, _, _ = cli("generate", "sora_2_pro_text_to_video", "--prompt", "[sim:content_policy] x", "--simulate")
     assert code == 1
-    assert [run(capsys, *command) for command in books] == before
-    run(capsys, "quota", "set", "--daily", "1.10")  # the real database's limits apply to simulated runs too
-    before = [run(capsys, *command) for command in books]
-    code, _, err = run(capsys, "generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8", "--simulate")
+    assert [cli(*command) for command in books] == before
+    cli("quota", "set", "--daily", "1.10")  # the real database's limits apply to simulated runs too
+    before = [cli(*command) for command in books]
+    code, _, err = cli("generate", "sora_2_pro_text_to_video", "--prompt", "x", "--duration", "8", "--simulate")
     assert code == 2 and "more than the whole daily limit of $1.10" in err
-    assert [run(capsys, *command) for command in books] == before
+    assert [cli(*command) for command in books] == before
     assert json.loads(before[0][1])[0]["settled_usd"] == 0.27  # the real run alone
     sandbox = providers_env / "simulated" / "admin.db"
     with sqlite3.connect(sandbox) as conn:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from mcp import Client
 
+from agent_tools.agent.tools import tool_set
 from agent_tools.catalog import CATALOG
 from agent_tools.config import Settings
 from agent_tools.errors import UserError
@@ -34,6 +35,9 @@ from agent_tools.toolkit import Account, Toolkit
 
 ALICE = Account("alice")
 INTERNAL = "unexpected internal error"
+MODES = ("default", "compact")
+"""The MCP server's two tool sets: one tool per model, or a few generic ones (generate, describe_model)."""
+MCP_TOOLS = [(mode, tool.name) for mode in MODES for tool in tool_set(mode)]  # type: ignore[arg-type]
 
 
 class Background:
@@ -58,7 +62,9 @@ class Rig:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.calls: asyncio.Queue[Any] | None = None
+        self.calls: dict[str, asyncio.Queue[Any]] = {}
+        self.sessions: list[asyncio.Task[None]] = []
+        self.tools: dict[str, dict[str, dict[str, Any]]] = {}  # mode → tool → input schema
 
     async def start(self) -> None:
         self.sim = Simulator(SimSettings(queue_seconds=0, run_seconds=0.02))
@@ -68,36 +74,36 @@ class Rig:
             "wavespeed": {"key": "k", "base_url": self.sim.wavespeed_base_url},
             "storage": {"database": str(self.tmp_path / "fuzz.db"), "media_dir": str(self.tmp_path / "media")},
             "polling": {"initial_seconds": 0.01, "max_seconds": 0.05}, "quotas": {"default": {}}}))
-        self.calls = asyncio.Queue()
-        ready = asyncio.get_running_loop().create_future()
-        self.session = asyncio.create_task(self._serve(ready))
-        self.tools = await ready
+        for mode in MODES:
+            self.calls[mode] = asyncio.Queue()
+            ready = asyncio.get_running_loop().create_future()
+            self.sessions.append(asyncio.create_task(self._serve(mode, ready)))
+            self.tools[mode] = await ready
 
-    async def _serve(self, ready: asyncio.Future[Any]) -> None:
-        """One task owns the client session (the SDK's task groups must be left in the task that entered them)."""
-        assert self.calls is not None
-        async with Client(build_server(self.kit, lambda ctx: ALICE, local_files=False), mode="legacy") as client:
+    async def _serve(self, mode: str, ready: asyncio.Future[Any]) -> None:
+        """One task owns each client session (the SDK's task groups must be left in the task that entered them)."""
+        server = build_server(self.kit, lambda ctx: ALICE, local_files=False, tools=mode)  # type: ignore[arg-type]
+        async with Client(server, mode="legacy") as client:
             ready.set_result({t.name: t.input_schema for t in (await client.list_tools()).tools})
-            while (item := await self.calls.get()) is not None:
+            while (item := await self.calls[mode].get()) is not None:
                 name, arguments, answer = item
                 try:
                     answer.set_result(await client.call_tool(name, arguments))
                 except BaseException as exc:  # handed to the test, which fails on it
                     answer.set_exception(exc)
 
-    async def call_mcp(self, name: str, arguments: Any) -> Any:
-        assert self.calls is not None
+    async def call_mcp(self, name: str, arguments: Any, mode: str = "default") -> Any:
         answer = asyncio.get_running_loop().create_future()
-        await self.calls.put((name, arguments, answer))
+        await self.calls[mode].put((name, arguments, answer))
         return await answer
 
     async def holds(self) -> int:
         return await self.kit.db.scalar("SELECT COUNT(*) FROM holds")
 
     async def stop(self) -> None:
-        assert self.calls is not None
-        await self.calls.put(None)
-        await self.session
+        for queue in self.calls.values():
+            await queue.put(None)
+        await asyncio.gather(*self.sessions)
         await self.kit.close()
         await self.sim.stop()
 
@@ -184,23 +190,20 @@ def test_every_model_tool_through_the_toolkit(rig, tool, fuzz_examples):
 
 def test_every_mcp_tool_is_fuzzed(rig):
     _, made = rig
-    assert set(CATALOG) <= set(made.tools) and len(made.tools) > len(CATALOG)
+    assert {(mode, name) for mode in MODES for name in made.tools[mode]} == set(MCP_TOOLS)
 
 
-@pytest.mark.parametrize("tool", sorted(set(CATALOG) | {"get_job", "list_jobs", "cancel_job", "wait_for_job",
-                                                        "estimate_cost", "list_models", "quota", "recommend_models"}))
-def test_every_tool_through_the_mcp_server(rig, tool, fuzz_examples):
+@pytest.mark.parametrize(("mode", "tool"), MCP_TOOLS, ids=[f"{m}-{t}" for m, t in MCP_TOOLS])
+def test_every_tool_through_the_mcp_server(rig, mode, tool, fuzz_examples):
     background, made = rig
-    if tool not in made.tools:
-        pytest.skip(f"{tool} is not offered by this server")
-    schema = made.tools[tool]
-    if tool in CATALOG:  # a model tool's wait is the caller's choice: keep the fuzz fast
+    schema = made.tools[mode][tool]
+    if "wait_seconds" in schema.get("properties", {}):  # how long to wait is the caller's choice: keep it fast
         schema = {**schema, "properties": {**schema["properties"],
                                            "wait_seconds": {"type": "integer", "minimum": 0, "maximum": 0}}}
 
     async def one(arguments: Any) -> None:
         before = await made.holds()
-        result = await made.call_mcp(tool, arguments)
+        result = await made.call_mcp(tool, arguments, mode)
         text = " ".join(getattr(c, "text", "") for c in result.content)
         assert INTERNAL not in text, text
         if result.is_error:

@@ -8,19 +8,9 @@ import socket
 import httpx
 import pytest
 
-from agent_tools.cli import main
 from agent_tools.inputs import MAX_DEPTH, shape_problems
 from agent_tools.media import MediaError, MediaStore
 from agent_tools.providers.base import OutputFile
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -31,14 +21,14 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     ('{"prompt": "x", "duration": NaN}', "not a number this parameter can take"),
 ])
 @pytest.mark.parametrize("command", ["estimate", "generate"])
-def test_args_json_past_the_parsers_limits_is_an_invalid_argument(capsys, clean_env, command, value, message):
-    code, out, err = run(capsys, command, "pika_text_to_video", "--args-json", value)
+def test_args_json_past_the_parsers_limits_is_an_invalid_argument(cli, clean_env, command, value, message):
+    code, out, err = cli(command, "pika_text_to_video", "--args-json", value)
     assert code == 2 and out == "" and "Traceback" not in err
     assert "Invalid arguments for pika_text_to_video" in err and message in err
 
 
-def test_a_long_number_as_an_option_is_an_invalid_argument(capsys, clean_env):
-    code, _, err = run(capsys, "estimate", "pika_text_to_video", "--prompt", "x", "--seed", "9" * 5_000)
+def test_a_long_number_as_an_option_is_an_invalid_argument(cli, clean_env):
+    code, _, err = cli("estimate", "pika_text_to_video", "--prompt", "x", "--seed", "9" * 5_000)
     assert code == 2 and "Traceback" not in err and "seed" in err
 
 
@@ -88,3 +78,21 @@ async def test_a_private_answer_is_refused_before_connecting(tmp_path):
     store.answers = ["10.0.0.5"]
     with pytest.raises(MediaError, match="private or local address"):
         await store.keep("job", 0, OutputFile(url="https://cdn.example.com/clip.mp4"), "video")
+
+
+async def test_discord_options_past_the_limits_are_refused_privately_at_no_charge(tmp_path):
+    """Discord sends scalars, but an integer option may still be absurd; a data: URI is no image link there."""
+    from agent_tools.simulator import SimSettings, Simulator
+    from test_discord_bot import jobs_of, make_bot, make_settings, slash, spent, stop_bot
+
+    async with Simulator(SimSettings(queue_seconds=0, run_seconds=0.05)) as sim:
+        bot = await make_bot(make_settings(tmp_path, sim))
+        try:
+            await slash(bot, "text-to-video pika_text_to_video", prompt="x", seed=10**30)
+            await slash(bot, "image-to-video pika_image_to_video", prompt="waves",
+                        image_url="data:image/png;base64,PGh0bWw+")
+            texts = bot.recorder.ephemeral_texts()
+            assert len(texts) == 2 and "far too large" in texts[0] and "is not an http(s):// URL" in texts[1]
+            assert await jobs_of(bot) == [] and await spent(bot) == 0
+        finally:
+            await stop_bot(bot)

@@ -8,32 +8,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from agent_tools.cli import main
 from agent_tools.config import load_settings
-from agent_tools.simulator import SimSettings, running_simulator
 from agent_tools.toolkit import Account, Toolkit
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def providers(clean_env, monkeypatch):
-    with running_simulator(SimSettings(queue_seconds=0.05, run_seconds=0.1)) as sim:
-        for var, value in (("FAL_KEY", "k"), ("WAVESPEED_API_KEY", "k"), ("VIDEOGEN_FAL_QUEUE_URL", sim.fal_queue_url),
-                           ("VIDEOGEN_FAL_REST_URL", sim.fal_rest_url),
-                           ("VIDEOGEN_WAVESPEED_BASE_URL", sim.wavespeed_base_url),
-                           ("VIDEOGEN_DB", str(clean_env / "videogen.db"))):
-            monkeypatch.setenv(var, value)
-        yield clean_env
 
 
 def start_and_leave(prompt: str) -> str:
@@ -45,25 +21,25 @@ def start_and_leave(prompt: str) -> str:
     return asyncio.run(go())
 
 
-def test_a_job_whose_owner_is_gone_is_shown_so_and_resumed_now(capsys, providers):
+def test_a_job_whose_owner_is_gone_is_shown_so_and_resumed_now(cli, providers_env):
     job_id = start_and_leave("[sim:slow=0.5] left behind")
-    code, out, _ = run(capsys, "jobs", "list")
+    code, out, _ = cli("jobs", "list")
     assert code == 0 and "(owner gone)" in out and "videogen jobs resume" in out
-    [listed] = json.loads(run(capsys, "jobs", "list", "--json")[1])
+    [listed] = json.loads(cli("jobs", "list", "--json")[1])
     assert listed["job_id"] == job_id and listed["owner_gone"] is True and listed["state"] in ("queued", "running")
 
-    code, out, _ = run(capsys, "jobs", "resume", "--wait", "--json")
+    code, out, _ = cli("jobs", "resume", "--wait", "--json")
     [resumed] = json.loads(out)
     assert code == 0 and resumed["job_id"] == job_id and resumed["state"] == "succeeded"
     assert resumed["was"] in ("queued", "running") and resumed["owner_gone"] is False
-    code, out, _ = run(capsys, "jobs", "list")
+    code, out, _ = cli("jobs", "list")
     assert "succeeded" in out and "owner gone" not in out
-    assert "no job to resume" in run(capsys, "jobs", "resume")[1]
+    assert "no job to resume" in cli("jobs", "resume")[1]
 
 
-def test_a_job_with_a_live_owner_is_left_to_it(capsys, providers):
-    env = {**os.environ, "VIDEOGEN_CONFIG": str(providers / "none.toml")}
-    (providers / "none.toml").write_text("")
+def test_a_job_with_a_live_owner_is_left_to_it(cli, providers_env):
+    env = {**os.environ, "VIDEOGEN_CONFIG": str(providers_env / "none.toml")}
+    (providers_env / "none.toml").write_text("")
     owner = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "generate", "pika_text_to_video", "--prompt",
                               "[sim:slow=3] followed by its own process", "--json"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,9 +47,9 @@ def test_a_job_with_a_live_owner_is_left_to_it(capsys, providers):
         for line in owner.stderr:  # once the job is at the provider
             if "queued" in line or "running" in line:
                 break
-        code, out, _ = run(capsys, "jobs", "resume")
+        code, out, _ = cli("jobs", "resume")
         assert code == 0 and "no job to resume" in out
-        assert "owner gone" not in run(capsys, "jobs", "list")[1]
+        assert "owner gone" not in cli("jobs", "list")[1]
         out, _ = owner.communicate(timeout=60)
     finally:
         if owner.poll() is None:
@@ -81,10 +57,10 @@ def test_a_job_with_a_live_owner_is_left_to_it(capsys, providers):
     assert owner.returncode == 0 and json.loads(out)["state"] == "succeeded"
 
 
-def test_without_wait_a_running_job_is_followed_briefly_and_handed_back(capsys, providers):
+def test_without_wait_a_running_job_is_followed_briefly_and_handed_back(cli, providers_env):
     job_id = start_and_leave("[sim:slow=30] a long one")
-    code, out, _ = run(capsys, "jobs", "resume", "--follow-seconds", "0.2")
+    code, out, _ = cli("jobs", "resume", "--follow-seconds", "0.2")
     assert code == 0 and job_id in out and "still running at the provider" in out
-    [listed] = json.loads(run(capsys, "jobs", "list", "--json")[1])
+    [listed] = json.loads(cli("jobs", "list", "--json")[1])
     assert listed["owner_gone"] is True  # handed back as the command exited: the next resume takes it at once
-    assert job_id in run(capsys, "jobs", "resume", "--follow-seconds", "0.1")[1]
+    assert job_id in cli("jobs", "resume", "--follow-seconds", "0.1")[1]

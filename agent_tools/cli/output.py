@@ -66,10 +66,10 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 class Progress:
     """One status line on stderr: rewritten in place on a terminal, one line per change otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, *, prefix: str = "") -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, *, prefix: str = "") -> None:
+        self.stream = stream or sys.stderr  # looked up now: a default bound at import goes stale when stderr is replaced
         self.prefix = prefix
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self._last = ""
 
     def __call__(self, event: JobEvent) -> None:
