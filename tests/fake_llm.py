@@ -8,6 +8,7 @@ body returning one):
   several ``tool_calls`` deltas — with a usage chunk before ``[DONE]`` when asked; else one JSON
   completion. ``usage``: ``(prompt, completion)`` tokens, or None for a server that reports none.
 - ``status``: answer with that HTTP error (e.g. 429) and ``message``.
+- ``sleep``: wait that many seconds first (a server slower than ``[llm] timeout_seconds``).
 - ``cut``: stream the first chunks, then drop the connection before the turn ends.
 - ``same_index``: send every tool call at index 0 with its own id (as Ollama does).
 
@@ -96,6 +97,8 @@ class FakeLLM:
         turn = self.script.pop(0)
         if callable(turn):
             turn = turn(body)
+        if "sleep" in turn:  # a server that does not answer in time
+            await asyncio.sleep(turn["sleep"])
         if "status" in turn:
             return web.json_response({"error": {"message": turn.get("message", "scripted error"),
                                                 "type": "error"}}, status=turn["status"])

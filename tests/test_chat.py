@@ -9,6 +9,7 @@ charges in the books and in ``spend``; the per-turn bounds; and what to install 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
@@ -79,7 +80,7 @@ async def books(settings: Settings) -> tuple[list, list]:
 
 # -- the whole path ------------------------------------------------------------------------------
 
-async def test_a_request_is_planned_priced_confirmed_generated_and_delivered(tmp_path, sim, llm):
+async def test_a_request_is_planned_priced_confirmed_generated_and_delivered(tmp_path, sim, llm, capsys):
     llm.script = fox_script()
     settings = settings_for(tmp_path, sim, llm)
     code, out, err = await chat(settings, FOX, answers="y\n")
@@ -110,6 +111,12 @@ async def test_a_request_is_planned_priced_confirmed_generated_and_delivered(tmp
     by_model = {row.key: row for row in spend}
     assert by_model["llm:fake-model"].settled_micros == 4 * 480 and by_model["llm:fake-model"].jobs == 4
     assert by_model["hailuo_02_text_to_video"].settled_micros == 270_000
+    config = tmp_path / "videogen.toml"
+    config.write_text(f'[storage]\ndatabase = "{settings.storage.database}"\n')
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["--config", str(config), "spend", "--by", "model"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "$0.00" in lines["llm:fake-model"] and "$0.27" in lines["hailuo_02_text_to_video"]
 
 
 async def test_declining_runs_nothing_and_tells_the_model(tmp_path, sim, llm):
@@ -169,6 +176,16 @@ async def test_an_llm_error_mid_turn_says_what_happened_and_charges_only_the_tok
         store = ConversationStore(db)
         messages = await store.messages(await store.find("terminal:busy"))
     assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+
+
+async def test_a_model_that_does_not_answer_in_time_costs_nothing(tmp_path, sim, llm):
+    llm.script = [{"sleep": 1.0, "text": "too late"}]
+    settings = settings_for(tmp_path, sim, llm, timeout_seconds=0.2)
+    with pytest.raises(Exception) as caught:
+        await chat(settings, FOX)
+    assert "did not answer within 0.2 s" in str(caught.value) and "timeout_seconds" in str(caught.value)
+    holds, _ = await books(settings)
+    assert [(h[0], h[1], h[3]) for h in holds] == [("llm:fake-model", "released", 0)]
 
 
 async def test_a_stream_cut_mid_tool_call_is_charged_at_the_estimate(tmp_path, sim, llm):
@@ -285,3 +302,5 @@ def test_one_shot_with_yes_json_and_simulate(capsys, clean_env, llm, monkeypatch
     assert code == 0, err
     data = json.loads(out)
     assert data["jobs"][0]["state"] == "succeeded" and "SIMULATED" in err and "(--yes)" in err
+    assert main(["spend", "--by", "model"]) == 0  # the simulation sandbox keeps it off the real books
+    assert "llm:fake-model" not in capsys.readouterr().out

@@ -302,3 +302,40 @@ async def test_the_answer_is_edited_at_most_once_per_interval_and_pings_no_one(t
         assert len(edits) > 5 and edits[-1]["body"]["content"] == long.strip()
     finally:
         await stop_bot(bot)
+
+
+async def test_ask_and_message_events_exist_only_with_the_chat_agent(tmp_path, sim, llm):
+    from agent_tools.config import Settings
+    from bots.discord.app import default_intents
+    from bots.discord.payloads import validate_payload
+
+    bot = await chat_bot(tmp_path, sim, llm)
+    try:
+        payload = bot.command_payload()
+        assert "ask" in [c["name"] for c in payload] and validate_payload(payload) == []
+    finally:
+        await stop_bot(bot)
+    plain = await make_bot(make_settings(tmp_path / "plain", sim))
+    try:
+        assert plain.chat is None and "ask" not in [c["name"] for c in plain.command_payload()]
+    finally:
+        await stop_bot(plain)
+    assert default_intents(Settings()).value == discord.Intents(guilds=True).value
+    chatty = default_intents(Settings.model_validate({"llm": {"model": "m"}}))
+    assert chatty.guild_messages and not chatty.message_content
+    assert default_intents(Settings.model_validate({"llm": {"model": "m"},
+                                                    "discord": {"message_content": True}})).message_content
+
+
+async def test_with_message_content_every_reply_in_the_thread_continues(tmp_path, sim, llm):
+    llm.script = [{"text": "Hi."}, {"text": "Sure."}]
+    bot = await chat_bot(tmp_path, sim, llm)
+    bot.settings.discord.message_content = True
+    try:
+        await bot.on_message(message(bot, "hello"))
+        await bot.on_message(message(bot, "make it blue", in_thread=True, mention=False))
+        assert len(llm.requests) == 2 and last_edit(bot.recorder) == "Sure."
+        await bot.on_message(message(bot, "unrelated chatter", mention=False))  # outside any chat thread
+        assert len(llm.requests) == 2
+    finally:
+        await stop_bot(bot)

@@ -227,8 +227,11 @@ class ChatAgent:
             return ToolResult(f"{exc} Nothing was submitted or charged.", is_error=True), None
         threshold = self.settings.confirm_above_micros
         must_ask = threshold is None or estimate.quote.micros > threshold
-        answer = await ui.confirm(PendingRun(estimate.spec, dict(given), estimate.quote, must_ask))
         price = estimate.quote.micros
+        try:
+            answer = await ui.confirm(PendingRun(estimate.spec, dict(given), estimate.quote, must_ask))
+        except UserError as exc:  # the surface's own checks (a server's rules, the budget) refused it
+            return ToolResult(f"{exc} Nothing was submitted or charged.", is_error=True), price
         if not answer.run:
             note = answer.note or (f"The user declined this {format_usd(price)} run of {estimate.spec.tool}; nothing "
                                    "was submitted or charged. Ask what they would like to change; do not run it "
