@@ -156,10 +156,11 @@ def register(commands: Any) -> None:
     """Add ``mcp`` (and ``mcp install-claude``) to the ``videogen`` sub-commands."""
     mcp = commands.add_parser(
         "mcp", help="serve every model as MCP tools (stdio or HTTP)",
-        description="Serve every model as an MCP tool, plus list_models, estimate_cost, get_job, wait_for_job, "
-                    "cancel_job, list_jobs and get_quota (--tools compact: list_models, describe_model, generate and "
-                    "the same job, cost and quota tools). Default: stdio as the local account (Claude Desktop). "
-                    "With --http: streamable HTTP at /mcp, each request authenticated by an account's bearer token.",
+        description="Serve every model as an MCP tool, plus list_models, recommend_models, estimate_cost, get_job, "
+                    "wait_for_job, cancel_job, list_jobs and get_quota (--tools compact: list_models, describe_model, "
+                    "generate and the same other tools); jobs and their outputs as resources, each model's prompting "
+                    "guide as a prompt. Default: stdio as the local account (Claude Desktop). With --http: streamable "
+                    "HTTP at /mcp (resumable streams), each request authenticated by an account's bearer token.",
         epilog="`videogen mcp install-claude` prints the Claude Desktop config entry.")
     mcp.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     mcp.add_argument("--host", help="address to bind with --http (default: [mcp] host, 127.0.0.1)")
