@@ -420,6 +420,23 @@ class JobEngine:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
         return await self._update(job_id, params=dict(params))
 
+    async def record_delivery(self, job_id: str, status: str, detail: str) -> Job:
+        """A surface's last word on handing a finished job to its person (``failed: the channel was
+        deleted; sent by DM``), kept in ``origin["delivery"]`` and as an event, so ``videogen jobs
+        show`` says what became of a result that was paid for. Any process may write it."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            row = await (await tx.execute("SELECT origin, state FROM jobs WHERE id = ?", (job_id,))).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            origin = json.loads(row["origin"])
+            origin["delivery"] = {"status": status, "detail": detail, "at": now}
+            await tx.execute("UPDATE jobs SET origin = ?, updated_at = ? WHERE id = ?",
+                             (json.dumps(origin), now, job_id))
+            state = JobState(row["state"])
+            await self._event(tx, job_id, state, state, f"delivery {status}: {detail}", now)
+            return Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone())
+
     async def fail_pending(self, job_id: str, detail: str, error: str) -> Job | None:
         """A job that failed before it was sent (an input upload, say): nothing is owed."""
         job = await self._transition(job_id, JobState.FAILED, {JobState.PENDING}, detail, actual_micros=0,
@@ -738,6 +755,8 @@ class JobEngine:
         for index, output in enumerate(result.outputs):
             entry: dict[str, Any] = {"url": output.url, "path": None, "content_type": output.content_type,
                                      "width": output.width, "height": output.height}
+            if result.nsfw(index):
+                entry["nsfw"] = True  # the provider's flag: a surface decides how to show it
             for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
                 try:
                     kept = await self.media.keep(job.id, index, output, kind)

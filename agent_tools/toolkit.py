@@ -397,6 +397,10 @@ class Toolkit:
             raise UserError("Only admins can list every account's jobs.")
         return await self.engine.list(account=None if all_accounts else account.name, limit=limit)
 
+    async def record_delivery(self, job_id: str, status: str, detail: str) -> Job:
+        """What became of a finished job's result on its surface (see ``JobEngine.record_delivery``)."""
+        return await self.engine.record_delivery(job_id, status, detail)
+
     async def cancel_job(self, account: Account, job_id: str) -> tuple[Job, str]:
         await self.get_job(account, job_id)
         return await self.engine.cancel(job_id)

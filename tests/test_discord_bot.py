@@ -19,6 +19,7 @@ import pytest
 from discord import app_commands
 from discord.webhook import async_ as webhook_async
 
+from agent_tools.cli.output import describe_job
 from agent_tools.jobs import JobState
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
@@ -69,6 +70,8 @@ class Recorder(webhook_async.AsyncWebhookAdapter):
         self.calls: list[dict[str, Any]] = []
         self.originals: dict[str, int] = {}  # interaction token → message id of its response
         self.webhook_error: discord.HTTPException | None = None
+        self.bot_errors: dict[tuple[str, str], list[discord.HTTPException]] = {}
+        """(method, path) → errors the next calls with the bot's token raise, one per call."""
 
     async def request(self, route, session, *, payload=None, multipart=None, files=None, params=None, **_):
         body = _body(payload, multipart)
@@ -94,8 +97,14 @@ class Recorder(webhook_async.AsyncWebhookAdapter):
 
     async def bot_request(self, route, *, files=None, form=None, **kwargs):
         body = _body(kwargs.get("json"), form)
-        self.calls.append({"via": "bot", "method": route.method, "path": route.url.split("/api/v10", 1)[-1],
+        path = route.url.split("/api/v10", 1)[-1]
+        self.calls.append({"via": "bot", "method": route.method, "path": path,
                            "body": body, "files": [f.filename for f in (files or [])]})
+        errors = self.bot_errors.get((route.method, path))
+        if errors:
+            raise errors.pop(0)
+        if path == "/users/@me/channels":
+            return {"id": str(DM_CHANNEL_ID), "type": 1, "recipients": [ALICE]}
         return message_payload((body or {}).get("content"))
 
     # views on the calls ---------------------------------------------------------------------
@@ -254,6 +263,7 @@ async def make_bot(settings, recorder: Recorder | None = None, clock: Clock | No
     bot.recorder = recorder or Recorder()
     bot.http.request = bot.recorder.bot_request  # the bot's own token: recorded, never sent
     webhook_async.async_context.set(bot.recorder)
+    await bot._async_setup_hook()  # what login does first: the event loop for dispatched events
     await bot.prepare()
     return bot
 
@@ -877,5 +887,120 @@ async def test_run_checks_the_budget_again_and_a_refusal_keeps_the_card(tmp_path
         assert len(await jobs_of(bot)) == 1
         card = await bot.records.card(second_run.rsplit(":", 1)[-1])
         assert card is not None and card.state == "open"
+    finally:
+        await stop_bot(bot)
+
+
+# -- results that always arrive ------------------------------------------------------------------------
+
+def http_error(kind: type[discord.HTTPException], status: int, code: int, message: str) -> discord.HTTPException:
+    return kind(_Response(status), {"code": code, "message": message})
+
+
+async def run_past_the_token(bot: VideoBot, clock: Clock, prompt: str = "[sim:slow=0.3] a fox") -> Any:
+    """A job whose result is posted after the interaction's 15 minutes, with the bot's own token."""
+    await slash(bot, "text-to-video pika_text_to_video", prompt=prompt)
+    await until(lambda: bot.recorder.of("webhook", "PATCH", "@original"))
+    clock.offset = 15 * 60
+    [job] = await jobs_of(bot)
+    return job
+
+
+@pytest.fixture
+async def late_bot(tmp_path, sim):
+    clock = Clock()
+    made = await make_bot(make_settings(tmp_path, sim), clock=clock)
+    made.retry_delays = (0.01, 0.01, 0.01)
+    made.test_clock = clock
+    yield made
+    await stop_bot(made)
+
+
+async def test_a_deleted_channel_is_final_and_the_result_goes_by_dm(late_bot):
+    bot, rec = late_bot, late_bot.recorder
+    rec.bot_errors[("POST", f"/channels/{CHANNEL_ID}/messages")] = [
+        http_error(discord.NotFound, 404, 10003, "Unknown Channel")]
+    job = await run_past_the_token(bot, bot.test_clock)
+    await finish(bot)
+    [dm] = rec.of("bot", "POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    assert rec.of("bot", "POST", "/users/@me/channels")[0]["body"] == {"recipient_id": int(ALICE["id"])}
+    text = dm["body"]["content"]
+    assert f"(job `{job.id}`) is ready, but I could not post it where you asked: channel {CHANNEL_ID} no longer " \
+           "exists (404 10003 Unknown Channel)" in text
+    assert "<http://127.0.0.1:" in text and "`/show` posts it again" in text
+    assert len(rec.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")) == 1  # final: never tried again
+    done = await bot.toolkit.get_job(bot.toolkit.local_account(), job.id)
+    assert done.origin["delivery"]["status"] == "failed"
+    assert f"delivery: failed — channel {CHANNEL_ID} no longer exists" in describe_job(done)
+    assert "sent to the user by DM" in describe_job(done)  # what `videogen jobs show` prints
+    assert await bot.state.pending() == [] and await bot.deliveries.resume() == []
+
+
+async def test_missing_access_with_dms_closed_is_told_on_the_next_command(late_bot):
+    bot, rec = late_bot, late_bot.recorder
+    rec.bot_errors[("POST", f"/channels/{CHANNEL_ID}/messages")] = [
+        http_error(discord.Forbidden, 403, 50001, "Missing Access")]
+    rec.bot_errors[("POST", f"/channels/{DM_CHANNEL_ID}/messages")] = [
+        http_error(discord.Forbidden, 403, 50007, "Cannot send messages to this user")]
+    job = await run_past_the_token(bot, bot.test_clock)
+    await finish(bot)
+    done = await bot.toolkit.get_job(bot.toolkit.local_account(), job.id)
+    assert "the bot may not post in channel" in describe_job(done) and "DMs closed" in describe_job(done)
+    await slash(bot, "quota")
+    await until(lambda: len(rec.ephemeral_texts()) >= 2)
+    notice = rec.ephemeral_texts()[-1]
+    assert f"(job `{job.id}`) is ready, but I could not post it where you asked" in notice
+    assert "403 50001 Missing Access" in notice
+    await slash(bot, "jobs")
+    await asyncio.sleep(0.05)
+    assert sum(f"(job `{job.id}`)" in t for t in rec.ephemeral_texts()) == 1  # shown once
+
+
+async def test_transient_failures_are_retried_without_a_restart(late_bot):
+    bot, rec = late_bot, late_bot.recorder
+    rec.bot_errors[("POST", f"/channels/{CHANNEL_ID}/messages")] = [
+        http_error(discord.DiscordServerError, 503, 0, "Service Unavailable"),
+        http_error(discord.DiscordServerError, 502, 0, "Bad Gateway")]
+    await run_past_the_token(bot, bot.test_clock)
+    await finish(bot)
+    posts = rec.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")
+    assert len(posts) == 3 and posts[-1]["files"][0].endswith(".mp4")
+    assert await bot.state.pending() == [] and not rec.of("bot", "POST", "/users/@me/channels")
+
+
+# -- NSFW flags ----------------------------------------------------------------------------------------
+
+async def test_nsfw_outputs_are_posted_as_spoilers(bot):
+    rec = bot.recorder
+    await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:nsfw] a fox")
+    await finish(bot)
+    [post] = rec.of("webhook", "POST", "/webhooks/")
+    assert post["files"][0].startswith("SPOILER_") and "hidden behind a spoiler" in post["body"]["content"]
+    [job] = await jobs_of(bot)
+    assert job.outputs[0]["nsfw"] is True
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a clean fox")
+    await finish(bot)
+    assert not rec.of("webhook", "POST", "/webhooks/")[-1]["files"][0].startswith("SPOILER_")
+
+
+async def test_nsfw_outputs_are_withheld_outside_age_restricted_channels(tmp_path, sim):
+    bot = await make_bot(make_settings(tmp_path, sim, discord={"nsfw": "withhold", "confirm_above_usd": 50}))
+    try:
+        rec = bot.recorder
+        await slash(bot, "text-to-image hunyuan_image_v3", prompt="[sim:nsfw] a statue")
+        await finish(bot)
+        [post] = [p for p in rec.of("webhook", "POST", "/webhooks/") if not p["body"].get("flags")]
+        assert post["files"] == [] and "is not shown here (this channel is not age-restricted)" in post["body"]["content"]
+        private = rec.ephemeral_texts()[-1]
+        assert "flagged as NSFW by the provider" in private and "<http://127.0.0.1:" in private
+        [job] = await jobs_of(bot)
+        assert job.origin["delivery"]["status"] == "withheld"
+
+        adult = {"id": "910000000000000090", "type": 0, "guild_id": str(GUILD_ID), "name": "adult", "position": 1,
+                 "permission_overwrites": [], "nsfw": True}
+        await slash(bot, "text-to-image hunyuan_image_v3", where={"channel": adult}, prompt="[sim:nsfw] a statue")
+        await finish(bot)
+        last = rec.of("webhook", "POST", "/webhooks/")[-1]
+        assert last["files"] and not last["files"][0].startswith("SPOILER_")
     finally:
         await stop_bot(bot)

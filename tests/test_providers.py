@@ -537,3 +537,14 @@ async def test_sim_wavespeed_upload_falls_back_to_binary(sim, server, tmp_path) 
     assert sim.stats.routes["wavespeed.upload_binary"] == 1
     async with httpx.AsyncClient() as client:
         assert (await client.get(url)).content == path.read_bytes()
+
+
+def test_nsfw_flags_are_read_per_output_from_either_providers_field():
+    from agent_tools.providers.base import OutputFile, ProviderResult
+
+    outputs = (OutputFile("https://x/1.png"), OutputFile("https://x/2.png"))
+    fal = ProviderResult(outputs, extra={"has_nsfw_concepts": [False, True]})
+    wavespeed = ProviderResult(outputs, extra={"has_nsfw_contents": [True]})
+    assert [fal.nsfw(0), fal.nsfw(1)] == [False, True]
+    assert [wavespeed.nsfw(0), wavespeed.nsfw(1)] == [True, False]  # a missing flag is not a flag
+    assert not ProviderResult(outputs, extra={"has_nsfw_concepts": "yes"}).nsfw(0)

@@ -133,6 +133,9 @@ def describe_job(job: Job) -> str:
         lines.append(f"          {output.get('url')}")
     if job.error:
         lines.append(f"  {'note' if job.state is JobState.SUCCEEDED else 'error'}: {job.error}")
+    delivery = job.origin.get("delivery")
+    if isinstance(delivery, dict):
+        lines.append(f"  delivery: {delivery.get('status')} — {delivery.get('detail')}")
     if job.origin.get("simulated"):
         lines.append("  SIMULATED: made by the local simulator, not a real model.")
     return "\n".join(lines)

@@ -57,11 +57,23 @@ class OutputFile:
     height: int | None = None
 
 
+NSFW_KEYS = ("has_nsfw_concepts", "has_nsfw_contents")
+
+
 @dataclass(frozen=True)
 class ProviderResult:
     outputs: tuple[OutputFile, ...]
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other result fields (video_id, has_nsfw_contents…)
+
+    def nsfw(self, index: int) -> bool:
+        """Whether the provider's safety checker flagged output ``index`` (fal ``has_nsfw_concepts``,
+        WaveSpeed ``has_nsfw_contents``: one flag per output); no flags means not flagged."""
+        for key in NSFW_KEYS:
+            flags = self.extra.get(key)
+            if isinstance(flags, list) and index < len(flags) and flags[index] is True:
+                return True
+        return False
 
 
 class CancelOutcome(StrEnum):

@@ -312,12 +312,15 @@ class FalRoutes:
             await self.core.output_size(spec)
             images = [{"url": self.core.output_url(spec, f"sim_{short}_{i}.png"), "width": width, "height": height,
                        "content_type": "image/png"} for i in range(count)]
-            return {"images": images, "seed": job.seed}
+            flags = {"has_nsfw_concepts": [job.scenario.nsfw] * count}
+            return {"images": images, "seed": job.seed, **flags}
         spec = self.core.output_spec(job)
         name = f"sim_{short}.mp4"
         video = {"url": self.core.output_url(spec, name), "content_type": "video/mp4", "file_name": name,
                  "file_size": await self.core.output_size(spec)}
         output: dict[str, Any] = {"video": video, "seed": job.seed}
+        if job.scenario.nsfw:
+            output["has_nsfw_concepts"] = [True]
         if job.endpoint_id.startswith("fal-ai/sora-2"):
             output["video_id"] = f"video_{job.id.replace('-', '')}"
         return output

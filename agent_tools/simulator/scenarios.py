@@ -42,6 +42,8 @@ Timing and transport markers (combine freely with an outcome):
   ``Retry-After`` of 120 s, so clients stop at once), ``503`` (a gateway page without a request id:
   for fal, certainly not queued), ``500`` (an answer with a request id: it may have been queued) or
   ``locked`` (out of balance: fal 403, WaveSpeed ``wavespeed_low_balance_status``).
+- ``[sim:nsfw]`` the result flags every output as NSFW (fal ``has_nsfw_concepts``, WaveSpeed
+  ``has_nsfw_contents``), as the providers' safety checkers do.
 
 fal's ``X-Fal-Request-Timeout: S`` header works too: a request that would still be queued after S
 seconds ends as ``user_timeout`` at that moment.
@@ -69,7 +71,7 @@ class Outcome(StrEnum):
 
 MARKER = re.compile(r"\[sim:([A-Za-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 VALUE_MARKERS = ("slow", "queue", "flaky")
-FLAG_MARKERS = ("rate_limit",)
+FLAG_MARKERS = ("rate_limit", "nsfw")
 REFUSE_MARKERS = {"fal_refuse": "fal", "wavespeed_refuse": "wavespeed"}
 REFUSALS = ("429", "503", "500", "locked")
 _OUTCOMES = frozenset(o.value for o in Outcome)
@@ -150,6 +152,7 @@ class Scenario:
     status_code: int | None = None  # for server_error=503
     explicit_outcome: bool = False
     refusals: tuple[tuple[str, str], ...] = ()  # (provider, REFUSALS value) from [sim:<provider>_refuse=R]
+    nsfw: bool = False  # the result flags its outputs as NSFW
 
     def refusal(self, provider: str) -> str | None:
         """How ``provider`` refuses this submit (``[sim:fal_refuse=503]``), or None."""
@@ -207,6 +210,10 @@ def parse(prompt: object, settings: SimSettings, rng: random.Random | None = Non
             if value is not None:
                 raise MarkerError("[sim:rate_limit] takes no value")
             scenario = replace(scenario, rate_limit=True)
+        elif name == "nsfw":
+            if value is not None:
+                raise MarkerError("[sim:nsfw] takes no value")
+            scenario = replace(scenario, nsfw=True)
         else:
             raise MarkerError(f"unknown simulator marker [sim:{match.group(1)}]; known: "
                               + ", ".join(f"[sim:{m}]" for m in KNOWN_MARKERS))

@@ -158,7 +158,7 @@ class WaveSpeedRoutes:
                 data.update(status="failed", code=code, error=message)
             else:
                 data.update(status="completed", outputs=self.outputs(job))
-                data["has_nsfw_contents"] = [False] * len(data["outputs"])
+                data["has_nsfw_contents"] = [job.scenario.nsfw] * len(data["outputs"])
         return data
 
     def outputs(self, job: Job) -> list[str]:

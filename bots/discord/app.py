@@ -25,7 +25,7 @@ from agent_tools.toolkit import Account, Toolkit
 
 from .chat import DiscordChat, ask_command
 from .commands import CommandTree, install, payload, role_ids
-from .delivery import Deliveries
+from .delivery import RETRY_DELAYS, Deliveries
 from .payloads import payload_hash, validate_payload
 from .records import BotRecords
 from .state import DELIVERY_LEASE_SECONDS, BotState
@@ -50,7 +50,8 @@ def default_intents(settings: Settings) -> discord.Intents:
 
 class VideoBot(discord.Client):
     def __init__(self, toolkit: Toolkit, *, clock: Callable[[], float] = time.time, progress_interval: float = 5.0,
-                 expiry_margin: float = 60.0, check_seconds: float = 2.0, simulated: bool = False,
+                 expiry_margin: float = 60.0, check_seconds: float = 2.0,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS, simulated: bool = False,
                  force_sync: bool = False, delivery_lease: float = DELIVERY_LEASE_SECONDS,
                  intents: discord.Intents | None = None, chat_edit_interval: float = 1.0, **options: Any) -> None:
         super().__init__(intents=intents or default_intents(toolkit.settings), **options)
@@ -60,6 +61,8 @@ class VideoBot(discord.Client):
         """Seconds between progress edits of one job's message (Discord rate-limits edits)."""
         self.expiry_margin = expiry_margin
         """Stop using an interaction's token this many seconds before its 15 minutes end."""
+        self.retry_delays = retry_delays
+        """Pauses between attempts to post a result after a transient failure."""
         self.check_seconds = check_seconds
         """Checks taking longer than this defer the interaction privately (Discord's limit is 3 s)."""
         self.simulated = simulated

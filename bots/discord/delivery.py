@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import discord
 
 from agent_tools.catalog import CATALOG, OutputKind, get
@@ -40,6 +41,9 @@ from .state import BotState
 log = logging.getLogger(__name__)
 
 EXPIRED_TOKEN_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+RETRY_DELAYS = (5.0, 15.0, 60.0, 300.0, 900.0)
+"""Seconds between attempts to post a result after a transient failure (a 5xx, a dropped
+connection); after the last one the next start tries again. 403 and 404 are final at once."""
 TOO_LARGE_CODES = {40005}
 MAX_FILES = 10
 MAX_REQUEST_BYTES = 25 * 2**20
@@ -58,7 +62,9 @@ class BotHost(Protocol):
     progress_interval: float
     expiry_margin: float
     check_seconds: float
+    retry_delays: tuple[float, ...]
     simulated: bool
+    http: Any
 
     async def account_for(self, interaction: discord.Interaction) -> Account: ...
 
@@ -85,6 +91,7 @@ class Reply:
         self.expires_at = expires_at
         self.filesize_limit = filesize_limit
         self.interaction = interaction
+        self.job_id: str | None = None
         self.original = original
         """Whether the progress message is the interaction's own response (else one of its followups)."""
 
@@ -335,14 +342,67 @@ class Deliveries:
                             and ticks % RESUME_EVERY == 0:
                         await self.toolkit.resume()  # a job stuck in "submitting" by a dead process
                     await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
-            await self.deliver(job, reply, embed)
+            await self.deliver_with_retries(job, reply, embed)
         except asyncio.CancelledError:
             raise
-        except discord.Forbidden:
-            log.error("job %s: the bot may not post in channel %s (it needs View Channel, Send Messages, Embed Links "
-                      "and Attach Files there); the result is posted on the next start", job.id, reply.channel_id)
         except Exception:
             log.exception("following job %s failed; it will be picked up again on the next start", job.id)
+
+    async def deliver_with_retries(self, job: Job, reply: Reply, embed: discord.Embed) -> None:
+        """Post the outcome; retry transient failures with growing pauses, without a restart. A 403
+        or 404 (the channel is gone, or the bot may not post there) will not get better: it is
+        final, recorded on the job, and the user gets the result privately (``undeliverable``)."""
+        delays = self.bot.retry_delays
+        for attempt in range(len(delays) + 1):
+            try:
+                await self.deliver(job, reply, embed)
+                return
+            except (discord.Forbidden, discord.NotFound) as exc:
+                await self.undeliverable(job, reply, exc)
+                return
+            except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                if attempt == len(delays):
+                    log.error("job %s: posting the result failed %d times (%s); the next start tries again",
+                              job.id, attempt + 1, exc)
+                    return
+                log.warning("job %s: posting the result failed (%s); trying again in %.0f s", job.id, exc,
+                            delays[attempt])
+                await asyncio.sleep(delays[attempt])
+
+    async def undeliverable(self, job: Job, reply: Reply, exc: discord.HTTPException) -> None:
+        """The result cannot be posted where it was asked for: say so on the job, send it to the
+        user by DM, or (DMs closed) keep it for their next interaction; never try the channel again."""
+        reason = render.delivery_problem(exc, reply.channel_id)
+        text = render.undelivered_text(job, reason)
+        how = await self.tell_privately(reply, text, use_interaction=False)
+        await self.toolkit.record_delivery(job.id, "failed", f"{reason}; {render.TOLD[how]}")
+        await self.bot.state.delivered(job.id)
+        log.warning("job %s: %s; the user was told %s", job.id, reason, render.TOLD[how])
+
+    async def tell_privately(self, reply: Reply, text: str, *, use_interaction: bool = True) -> str:
+        """Only for the user: ephemerally while the interaction lives, else by DM, else as a notice
+        shown with their next interaction. Returns which ("ephemeral", "dm", "notice")."""
+        if use_interaction and reply.live and reply.interaction is not None:
+            try:
+                await reply.interaction.followup.send(text, ephemeral=True)
+                return "ephemeral"
+            except discord.HTTPException as exc:
+                log.info("could not answer privately through the interaction: %s", exc)
+        try:
+            channel = await self.bot.http.start_private_message(reply.user_id)
+            await self.bot.get_partial_messageable(int(channel["id"])).send(
+                text, allowed_mentions=discord.AllowedMentions.none())
+            return "dm"
+        except discord.HTTPException as exc:
+            log.info("could not DM user %s (%s); keeping a notice for their next interaction", reply.user_id, exc)
+        await self.bot.records.add_notice(reply.user_id, reply.job_id or "", text)
+        return "notice"
+
+    async def show_notices(self, interaction: discord.Interaction) -> None:
+        """What could not reach the user before (DMs closed), after their next command, privately."""
+        notices = await self.bot.records.take_notices(interaction.user.id)
+        if notices and interaction.response.is_done():
+            await interaction.followup.send(render.shorten_lines(notices), ephemeral=True)
 
     async def _edit_progress(self, reply: Reply, **fields: Any) -> None:
         """A progress edit that fails (message deleted, a hiccup) must not stop the job's delivery."""
@@ -358,6 +418,7 @@ class Deliveries:
         if not await self.bot.state.claim(job.id):
             log.info("job %s: another bot process holds its delivery now; it posts the result", job.id)
             return
+        reply.job_id = job.id
         await self._edit_progress(reply, embed=embed, view=None)
         message = None
         if job.state is JobState.SUCCEEDED:
@@ -367,31 +428,54 @@ class Deliveries:
         await self.bot.state.delivered(job.id, message.id if message is not None else None)
 
     async def _post_result(self, job: Job, reply: Reply) -> discord.Message | None:
-        limit = reply.upload_limit()
-        uploads, links, total = [], [], 0
-        for index, output in enumerate(job.outputs):
-            path = output.get("path")
-            size = output.get("size") or 0
-            fits = (path and Path(path).is_file() and size <= limit and len(uploads) < MAX_FILES
-                    and total + size <= MAX_REQUEST_BYTES)
-            if fits:
-                uploads.append(output)
-                total += size
-            else:
-                links.append(render.link_line(index, len(job.outputs), output, limit))
-        view = views.result_view(job, self.animate_label(job))
-        content = render.result_content(job, reply.user_id, links, now=self.bot.clock())
-        files = [discord.File(o["path"], filename=Path(o["path"]).name.split("-", 1)[-1]) for o in uploads]
+        nsfw_channel = bool(job.origin.get("nsfw_channel"))
+        withheld = self.withheld(job, nsfw_channel)
+        if withheld:
+            links = [render.link_line(i, len(job.outputs), job.outputs[i], 0) for i in withheld]
+            how = await self.tell_privately(reply, render.withheld_private(job, links))
+            await self.toolkit.record_delivery(job.id, "withheld", f"{len(withheld)} output(s) flagged NSFW by the "
+                                                                   f"provider; {render.TOLD[how]}")
+        content, files, view = self.result_message(job, reply.user_id, reply.upload_limit(), withheld)
         try:
             return await reply.post(content, files=files, view=view) if files else await reply.post(content, view=view)
         except discord.HTTPException as exc:
             if not (exc.status == 413 or exc.code in TOO_LARGE_CODES):
                 raise
-            links = [render.link_line(i, len(job.outputs), o, 0) for i, o in enumerate(job.outputs)]
-            return await reply.post(render.result_content(job, reply.user_id, links, now=self.bot.clock()), view=view)
+            content, _, view = self.result_message(job, reply.user_id, 0, withheld)
+            return await reply.post(content, view=view)
         finally:
             for file in files:
                 file.close()
+
+    def withheld(self, job: Job, nsfw_channel: bool) -> list[int]:
+        """Outputs not to post here: flagged NSFW, ``[discord] nsfw = "withhold"``, not an age-restricted channel."""
+        if self.toolkit.settings.discord.nsfw != "withhold" or nsfw_channel:
+            return []
+        return [i for i, output in enumerate(job.outputs) if output.get("nsfw")]
+
+    def result_message(self, job: Job, user_id: int, limit: int, withheld: list[int]
+                       ) -> tuple[str, list[discord.File], discord.ui.View]:
+        """The result post: files that fit ``limit`` (as spoilers when flagged NSFW), links for the rest."""
+        spoiler_mode = self.toolkit.settings.discord.nsfw == "spoiler"
+        uploads, links, total = [], [], 0
+        for index, output in enumerate(job.outputs):
+            if index in withheld:
+                continue
+            spoiler = spoiler_mode and bool(output.get("nsfw"))
+            path = output.get("path")
+            size = output.get("size") or 0
+            fits = (path and Path(path).is_file() and size <= limit and len(uploads) < MAX_FILES
+                    and total + size <= MAX_REQUEST_BYTES)
+            if fits:
+                uploads.append((output, spoiler))
+                total += size
+            else:
+                links.append(render.link_line(index, len(job.outputs), output, limit, spoiler=spoiler))
+        notes = render.nsfw_notes(job, withheld, spoiler_mode)
+        content = render.result_content(job, user_id, [*notes, *links], now=self.bot.clock())
+        files = [discord.File(o["path"], filename=Path(o["path"]).name.split("-", 1)[-1], spoiler=spoiler)
+                 for o, spoiler in uploads]
+        return content, files, views.result_view(job, self.animate_label(job))
 
     # -- buttons -----------------------------------------------------------------------------
 

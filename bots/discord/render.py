@@ -188,8 +188,8 @@ def result_content(job: Job, user_id: int | str, links: Sequence[str], *, now: f
     return shorten_lines(lines)
 
 
-def link_line(index: int, total: int, output: dict[str, Any], limit: int) -> str:
-    """Why an output is a link rather than an upload, and the link."""
+def link_line(index: int, total: int, output: dict[str, Any], limit: int, *, spoiler: bool = False) -> str:
+    """Why an output is a link rather than an upload, and the link (hidden as a spoiler if asked)."""
     which = f"Output {index + 1}" if total > 1 else "The file"
     url = output.get("url") or ""
     size = output.get("size")
@@ -198,8 +198,63 @@ def link_line(index: int, total: int, output: dict[str, Any], limit: int) -> str
     else:
         why = f"{which} could not be uploaded here"
     if url.startswith(("http://", "https://")):
-        return f"{why}; download it here (the provider's link expires after a while): <{url}>"
+        shown = f"||<{url}>||" if spoiler else f"<{url}>"
+        return f"{why}; download it here (the provider's link expires after a while): {shown}"
     return f"{why}, and the provider gave no public link; the bot's operator has it in the media folder."
+
+
+def nsfw_notes(job: Job, withheld: Sequence[int], spoiler_mode: bool) -> list[str]:
+    """What the channel is told about outputs the provider flagged as NSFW."""
+    flagged = [i for i, o in enumerate(job.outputs) if o.get("nsfw")]
+    if not flagged:
+        return []
+    if withheld:
+        which = "The result was" if len(job.outputs) == 1 else f"{len(withheld)} of {len(job.outputs)} outputs were"
+        return [f"⚠️ {which} flagged as NSFW by the provider and is not shown here (this channel is not "
+                "age-restricted); the link was sent to you privately."]
+    if spoiler_mode:
+        return ["⚠️ Flagged as NSFW by the provider: hidden behind a spoiler."]
+    return []
+
+
+def withheld_private(job: Job, links: Sequence[str]) -> str:
+    spec = CATALOG.get(job.tool)
+    name = model_name(spec) if spec else job.tool
+    return shorten_lines([f"Your {name} result (job `{job.id}`) was flagged as NSFW by the provider, so it is "
+                          "not posted in that channel. Here it is, only for you:", *links])
+
+
+TOLD = {"ephemeral": "told the user privately", "dm": "sent to the user by DM",
+        "notice": "DMs closed: shown with the user's next command"}
+
+
+def delivery_problem(exc: discord.HTTPException, channel_id: int | str) -> str:
+    """Why a result could not be posted, in words (403: no access or permission; 404: gone)."""
+    if exc.status == 404:
+        return f"channel {channel_id} no longer exists (404 {exc.code or ''} {exc.text or 'Not Found'})".replace("  ", " ")
+    return f"the bot may not post in channel {channel_id} (403 {exc.code or ''} {exc.text or 'Forbidden'})".replace(
+        "  ", " ")
+
+
+def undelivered_text(job: Job, reason: str) -> str:
+    """The user's copy of a result that could not be posted where they asked for it."""
+    spec = CATALOG.get(job.tool)
+    name = model_name(spec) if spec else job.tool
+    if job.state is not JobState.SUCCEEDED:
+        return failure_text(job)
+    links = [render_link(i, len(job.outputs), o) for i, o in enumerate(job.outputs)]
+    return shorten_lines([f"Your {name} {kind_noun(job)} (job `{job.id}`) is ready, but I could not post it where "
+                          f"you asked: {reason}.", *links,
+                          "`/show` posts it again in a channel where I can post."])
+
+
+def render_link(index: int, total: int, output: dict[str, Any]) -> str:
+    which = f"Output {index + 1}" if total > 1 else "Download"
+    url = output.get("url") or ""
+    if url.startswith(("http://", "https://")):
+        spoiler = output.get("nsfw")
+        return f"{which} (the provider's link expires after a while): " + (f"||<{url}>||" if spoiler else f"<{url}>")
+    return f"{which}: the provider gave no public link; the bot's operator has it in the media folder."
 
 
 def shorten_lines(lines: Iterable[str], limit: int = MAX_CONTENT) -> str:
