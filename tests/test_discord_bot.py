@@ -263,7 +263,6 @@ async def make_bot(settings, recorder: Recorder | None = None, clock: Clock | No
     bot.recorder = recorder or Recorder()
     bot.http.request = bot.recorder.bot_request  # the bot's own token: recorded, never sent
     webhook_async.async_context.set(bot.recorder)
-    await bot._async_setup_hook()  # what login does first: the event loop for dispatched events
     await bot.prepare()
     return bot
 

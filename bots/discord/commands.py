@@ -116,6 +116,7 @@ def tool_command(plan: ToolPlan, parent: app_commands.Group) -> app_commands.Com
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         await interaction.client.deliveries.run_command(interaction, plan, values)  # type: ignore[attr-defined]
+        await notices(interaction)
 
     callback.__name__ = callback.__qualname__ = plan.spec.tool
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -142,10 +143,17 @@ def model_groups(catalog: Mapping[str, ModelSpec] = CATALOG, contexts: Mapping[s
 
 # -- /models, /quota, /jobs, /cancel -------------------------------------------------------------
 
+async def notices(interaction: discord.Interaction) -> None:
+    """After a command: what the user could not be told before (a result whose channel was gone,
+    with their DMs closed), privately."""
+    await interaction.client.deliveries.show_notices(interaction)  # type: ignore[attr-defined]
+
+
 async def models(interaction: discord.Interaction) -> None:
     bot: Any = interaction.client
     await interaction.response.send_message(embed=render.models_embed(bot.toolkit.list_tools(), bot.toolkit.settings),
                                             ephemeral=True)
+    await notices(interaction)
 
 
 async def quota(interaction: discord.Interaction) -> None:
@@ -153,6 +161,7 @@ async def quota(interaction: discord.Interaction) -> None:
     account = await bot.account_for(interaction)
     statuses = await bot.toolkit.quota_status(account)
     await interaction.response.send_message(render.quota_text(statuses, bot.clock(), bot.tz), ephemeral=True)
+    await notices(interaction)
 
 
 async def jobs(interaction: discord.Interaction) -> None:
@@ -160,6 +169,7 @@ async def jobs(interaction: discord.Interaction) -> None:
     account = await bot.account_for(interaction)
     recent = await bot.toolkit.list_jobs(account, limit=10)
     await interaction.response.send_message(render.jobs_text(recent, bot.clock()), ephemeral=True)
+    await notices(interaction)
 
 
 async def cancel(interaction: discord.Interaction, job: str) -> None:
@@ -172,6 +182,7 @@ async def cancel(interaction: discord.Interaction, job: str) -> None:
         raise UserError(f"You have no job `{shorten(job.strip(), 40)}`; `/jobs` lists yours "
                         "(only its owner or a bot admin can cancel a job).") from None
     await interaction.followup.send(f"Job `{found.id}`: {message}", ephemeral=True)
+    await notices(interaction)
 
 
 async def cancel_autocomplete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
@@ -360,6 +371,8 @@ class CommandTree(app_commands.CommandTree):
             await reply_private(interaction, text)
         except discord.HTTPException:
             log.warning("could not tell the user about an error in interaction %s", interaction.id)
+            return
+        await notices(interaction)
 
 
 def install(tree: app_commands.CommandTree, settings: DiscordSettings | None = None) -> None:

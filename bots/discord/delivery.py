@@ -400,9 +400,14 @@ class Deliveries:
 
     async def show_notices(self, interaction: discord.Interaction) -> None:
         """What could not reach the user before (DMs closed), after their next command, privately."""
+        if not interaction.response.is_done():
+            return
         notices = await self.bot.records.take_notices(interaction.user.id)
-        if notices and interaction.response.is_done():
-            await interaction.followup.send(render.shorten_lines(notices), ephemeral=True)
+        if notices:
+            try:
+                await interaction.followup.send(render.shorten_lines(notices), ephemeral=True)
+            except discord.HTTPException as exc:
+                log.warning("could not show notices to user %s: %s", interaction.user.id, exc)
 
     async def _edit_progress(self, reply: Reply, **fields: Any) -> None:
         """A progress edit that fails (message deleted, a hiccup) must not stop the job's delivery."""
