@@ -199,10 +199,12 @@ async def click(bot: VideoBot, custom_id: str, user: dict[str, Any] = ALICE, *, 
     components = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": custom_id}]}]
     message = message_payload("result", components=components, attachments=attachments)
     inter = interaction(bot, 3, {"custom_id": custom_id, "component_type": 2}, user, roles=roles, message=message)
-    before = len(bot.recorder.calls)
+    running = asyncio.all_tasks()
     bot._connection._view_store.dispatch_view(2, custom_id, inter)
-    await until(lambda: len(bot.recorder.calls) > before and inter.response.is_done())
-    await asyncio.sleep(0.05)  # let the callback finish its followup
+    # the button's whole callback, however long the machine takes (its task is named by discord.py)
+    await asyncio.gather(*(t for t in asyncio.all_tasks() - running
+                           if t.get_name().startswith("discord-ui-dynamic-item-")))
+    assert inter.response.is_done()
     return inter
 
 
@@ -215,8 +217,12 @@ async def until(condition, timeout: float = 8.0) -> None:
 
 
 async def finish(bot: VideoBot) -> None:
-    """Wait for every job the bot follows to be delivered."""
-    await until(lambda: all(t.done() for t in bot.deliveries.tasks.values()))
+    """Wait for every job the bot follows to be delivered (also one whose follower a click is still
+    starting: every recorded delivery must be posted, not only the tasks that exist yet)."""
+    deadline = time.monotonic() + 8
+    while await bot.state.undelivered() or not all(t.done() for t in bot.deliveries.tasks.values()):
+        assert time.monotonic() < deadline, "deliveries not finished in time"
+        await asyncio.sleep(0.01)
     await asyncio.gather(*bot.deliveries.tasks.values())
 
 
