@@ -31,9 +31,10 @@ def reroll_arguments(job: Job) -> dict[str, Any]:
     return arguments
 
 
-def animate_arguments(job: Job, image_url: str) -> dict[str, Any]:
-    """Arguments for the default image-to-video model: the image, and the image's prompt."""
-    spec = get(ANIMATE_TOOL)
+def animate_arguments(job: Job, image_url: str, tool: str = ANIMATE_TOOL) -> dict[str, Any]:
+    """Arguments for an image-to-video model (the default one unless a user chose another): the
+    image, and the image's prompt."""
+    spec = get(tool)
     field = next(iter(spec.media_fields()))
     arguments: dict[str, Any] = {field: image_url}
     if "prompt" in spec.schema().get("properties", {}):

@@ -332,7 +332,7 @@ async def test_video_from_command_to_posted_file(bot):
     assert post["files"] and post["files"][0].endswith(".mp4")
     assert post["body"]["content"].startswith(f"<@{ALICE['id']}> your Pika 2.2 video is ready")
     assert post["body"]["allowed_mentions"]["users"] == [int(ALICE["id"])]
-    assert custom_ids(post) == [f"vg:reroll:{job.id}"]
+    assert custom_ids(post) == [f"vg:reroll:{job.id}", f"vg:edit:{job.id}", f"vg:delete:{job.id}"]
     assert rec.of("bot") == []  # all within the interaction's 15 minutes
     assert await bot.state.pending() == [] and await bot.state.is_delivered(job.id)
 
@@ -361,9 +361,10 @@ async def test_image_with_size_options_and_animate_and_reroll(bot):
     assert job.state is JobState.SUCCEEDED and job.params["image_size"] == {"width": 640, "height": 360}
     [post] = rec.of("webhook", "POST", "/webhooks/")
     assert len(post["files"]) == 2 and all(f.endswith(".png") for f in post["files"])
-    assert custom_ids(post) == [f"vg:reroll:{job.id}", f"vg:animate:{job.id}:0", f"vg:animate:{job.id}:1"]
+    assert custom_ids(post) == [f"vg:reroll:{job.id}", f"vg:edit:{job.id}", f"vg:delete:{job.id}",
+                                f"vg:animate:{job.id}:0", f"vg:animate:{job.id}:1"]
     labels = [c["label"] for row in post["body"]["components"] for c in row["components"]]
-    assert labels[1] == "1: Animate (MiniMax Hailuo 02 Standard, $0.27)"
+    assert labels[3] == "1: Animate (MiniMax Hailuo 02 Standard, $0.27)"
 
     posted = [{"id": str(snowflake()), "filename": f"img{i}.png", "size": 10, "content_type": "image/png",
                "url": f"https://cdn.discordapp.com/attachments/1/2/img{i}.png", "proxy_url": "https://x/y.png"}
@@ -1009,3 +1010,104 @@ async def test_nsfw_outputs_are_withheld_outside_age_restricted_channels(tmp_pat
         assert last["files"] and not last["files"][0].startswith("SPOILER_")
     finally:
         await stop_bot(bot)
+
+
+# -- what image-bot users expect: Edit prompt, Delete, /show, /settings, /estimate ------------------------
+
+async def submit_modal(bot: VideoBot, custom_id: str, text_id: str, value: str, user: dict[str, Any] = ALICE
+                       ) -> discord.Interaction:
+    """Submit a modal the bot opened, as Discord sends it, through the real view store."""
+    components = [{"type": 1, "components": [{"type": 4, "custom_id": text_id, "value": value}]}]
+    inter = interaction(bot, 5, {"custom_id": custom_id, "components": components}, user)
+    running = asyncio.all_tasks()
+    bot._connection._view_store.dispatch_modal(custom_id, inter, components, {})
+    await asyncio.gather(*(t for t in asyncio.all_tasks() - running))
+    return inter
+
+
+async def test_edit_prompt_opens_a_modal_and_runs_the_same_settings_with_the_new_text(bot):
+    rec = bot.recorder
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox", duration=10, seed=7)
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    await click(bot, f"vg:edit:{job.id}", BOB)  # not Bob's job: no modal for him
+    assert rec.ephemeral_texts()[-1].startswith("Only the person who started this job")
+    await click(bot, f"vg:edit:{job.id}")
+    modal = rec.calls[-1]["body"]
+    assert modal["type"] == 9 and modal["data"]["custom_id"] == f"vgedit:{job.id}"
+    box = modal["data"]["components"][0]["components"][0]
+    assert box["value"] == "a fox" and box["max_length"] == 4000  # Pika's prompt has no maxLength
+    await submit_modal(bot, f"vgedit:{job.id}", box["custom_id"], "a fox in the rain")
+    await finish(bot)
+    edited = next(j for j in await jobs_of(bot) if j.id != job.id)
+    assert edited.params["prompt"] == "a fox in the rain"
+    assert edited.params["duration"] == 10 and edited.params["seed"] == 7 and edited.state is JobState.SUCCEEDED
+
+
+async def test_delete_removes_the_message_for_its_owner_and_keeps_the_record(bot):
+    rec = bot.recorder
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    inter = await click(bot, f"vg:delete:{job.id}", BOB)
+    assert rec.ephemeral_texts()[-1].startswith("Only the person who started this job") and not rec.of("bot", "DELETE")
+    inter = await click(bot, f"vg:delete:{job.id}")
+    [deleted] = rec.of("bot", "DELETE")
+    assert deleted["path"] == f"/channels/{CHANNEL_ID}/messages/{inter.message.id}"
+    assert rec.ephemeral_texts()[-1] == f"Deleted. The job stays on record: `/show {job.id}` posts it again."
+    assert (await bot.toolkit.get_job(Account(job.account), job.id)).state is JobState.SUCCEEDED
+
+
+async def test_show_posts_ones_own_result_again(bot):
+    rec = bot.recorder
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    await slash(bot, "show", BOB, job=job.id)
+    assert rec.ephemeral_texts()[-1].startswith(f"You have no job `{job.id}`")
+    before = len(rec.calls)
+    await slash(bot, "show", job=job.id)
+    defer, shown = rec.calls[before:before + 2]
+    assert defer["body"] == {"type": 5} and shown["method"] == "PATCH" and shown["path"].endswith("@original")
+    assert shown["files"][0].endswith(".mp4") and shown["body"]["content"].startswith(f"<@{ALICE['id']}> your Pika")
+    assert custom_ids(shown)[0] == f"vg:reroll:{job.id}"
+    assert len(await jobs_of(bot)) == 1 and await spent(bot) == 200_000  # nothing new ran or was charged
+
+
+async def test_settings_are_per_user_defaults(bot):
+    rec = bot.recorder
+    await slash(bot, "settings")
+    assert rec.ephemeral_texts()[-1].startswith("You have no defaults yet")
+    await slash(bot, "settings", resolution="1080p", aspect_ratio="9:16", animate_model="sora_2_image_to_video")
+    assert "Resolution: 1080p" in rec.ephemeral_texts()[-1] and "Animate uses: sora_2_image_to_video" in \
+        rec.ephemeral_texts()[-1]
+    await slash(bot, "settings", animate_model="pika_text_to_video")
+    assert "does not animate a picture" in rec.ephemeral_texts()[-1]
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")  # Pika offers 1080p and 9:16
+    await slash(bot, "text-to-video pika_text_to_video", BOB, prompt="a fox")  # Bob has no defaults
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox", resolution="720p")  # given wins
+    await finish(bot)
+    mine = sorted(await jobs_of(bot), key=lambda j: j.created_at)
+    assert [(j.params["resolution"], j.params["aspect_ratio"]) for j in mine] == [("1080p", "9:16"), ("720p", "9:16")]
+    [bobs] = await jobs_of(bot, BOB)
+    assert (bobs.params["resolution"], bobs.params["aspect_ratio"]) == ("720p", "16:9")
+
+    await slash(bot, "settings", ask="always")
+    rec.calls.clear()
+    await slash(bot, "text-to-video pika_text_to_video", prompt="cheap but asked")  # $0.20, still a card
+    assert first_response(rec)["data"]["embeds"][0]["title"].startswith("Run Pika")
+    await slash(bot, "settings", reset=True)
+    assert rec.ephemeral_texts()[-1].startswith("Your defaults are cleared")
+
+
+async def test_estimate_prices_a_run_without_starting_it(bot):
+    rec = bot.recorder
+    await slash(bot, "estimate", model="sora_2_pro_text_to_video", settings="duration=12 resolution=720p")
+    text = rec.ephemeral_texts()[-1]
+    assert text.startswith("**Sora 2 Pro — text to video (fal)**: $3.60") and "12 s × $0.30/s" in text
+    assert "/text-to-video sora_2_pro_text_to_video runs it" in text
+    await slash(bot, "estimate", model="sora_2_pro_text_to_video", settings="duration=7")
+    assert "duration: 7 is not allowed" in rec.ephemeral_texts()[-1]
+    await slash(bot, "estimate", model="sora_3")
+    assert "sora" in rec.ephemeral_texts()[-1].lower()
+    assert await jobs_of(bot) == [] and await spent(bot) == 0

@@ -48,7 +48,8 @@ def opt(subcommand: dict, name: str) -> dict:
 
 def test_payload_passes_discords_limits(payload):
     assert validate_payload(payload) == []
-    assert [c["name"] for c in payload] == [*CATEGORIES, "models", "quota", "jobs", "cancel", "admin"]
+    assert [c["name"] for c in payload] == [*CATEGORIES, "models", "quota", "jobs", "cancel", "show", "estimate",
+                                            "settings", "admin"]
     for command in payload:
         assert command_chars(command) <= 8000
         assert command["contexts"] == [0] and command["dm_permission"] is False
@@ -246,7 +247,7 @@ def test_dump_commands_prints_the_payload_without_connecting():
     out, err = io.StringIO(), io.StringIO()
     assert cli_discord.dump_commands(out, err) == 0
     assert json.loads(out.getvalue()) == build_payload()
-    assert f"{len(CATEGORIES) + 5} commands within Discord's limits" in err.getvalue()
+    assert f"{len(CATEGORIES) + 8} commands within Discord's limits" in err.getvalue()
     assert "/image-to-video " in err.getvalue()
 
 

@@ -18,6 +18,7 @@ Callbacks stay thin: they find the bot through ``interaction.client`` and call t
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from datetime import date
 from collections.abc import Mapping
@@ -28,10 +29,10 @@ from discord import app_commands
 from discord.app_commands import Choice, Transformer
 from discord.enums import AppCommandOptionType
 
-from agent_tools.catalog import CATALOG, Category, ModelSpec
+from agent_tools.catalog import CATALOG, Category, ModelSpec, get
 from agent_tools.config import DiscordSettings
 from agent_tools.errors import UserError
-from agent_tools.jobs import JobNotFound
+from agent_tools.jobs import JobNotFound, JobState
 from agent_tools.ledger import Limits, parse_usd
 from agent_tools.toolkit import Account
 
@@ -193,6 +194,78 @@ async def cancel_autocomplete(interaction: discord.Interaction, current: str) ->
             for j in running if current.lower() in j.id][:25]
 
 
+# -- /show, /estimate, /settings -------------------------------------------------------------------
+
+async def show(interaction: discord.Interaction, job: str) -> None:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    try:
+        found = await bot.toolkit.get_job(account, job.strip())
+    except JobNotFound:
+        raise UserError(f"You have no job `{shorten(job.strip(), 40)}`; `/jobs` lists yours.") from None
+    await bot.deliveries.show(interaction, found)
+    await notices(interaction)
+
+
+async def show_autocomplete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+    bot: Any = interaction.client
+    account = await bot.account_for(interaction)
+    done = [j for j in await bot.toolkit.list_jobs(account, limit=50) if j.state is JobState.SUCCEEDED]
+    return [Choice(name=shorten(f"{j.id} · {j.tool} · {j.params.get('prompt') or ''}", 100), value=j.id)
+            for j in done if current.lower() in j.id or current.lower() in str(j.params.get("prompt", "")).lower()
+            ][:25]
+
+
+async def estimate(interaction: discord.Interaction, model: str, settings: str | None = None) -> None:
+    bot: Any = interaction.client
+    arguments = parse_settings(settings or "")
+    spec = get(model.strip())
+    params, _ = spec.validate_for_pricing(arguments)
+    quote = spec.price(params, bot.toolkit.settings.price_overrides(spec.tool))
+    account = await bot.account_for(interaction)
+    budget = render.budget_line(await bot.toolkit.quota_status(account))
+    await interaction.response.send_message(render.estimate_text(spec, quote, budget, render.command_for(spec)),
+                                            ephemeral=True)
+    await notices(interaction)
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    """``duration=10 resolution=1080p`` → arguments; numbers and true/false become JSON values."""
+    arguments: dict[str, Any] = {}
+    for token in text.replace(",", " ").split():
+        name, sep, raw = token.partition("=")
+        if not sep or not name:
+            raise UserError(f"settings takes name=value pairs such as duration=10 resolution=1080p, not {token!r}.")
+        try:
+            arguments[name] = json.loads(raw)
+        except ValueError:
+            arguments[name] = raw
+    return arguments
+
+
+async def model_autocomplete(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+    return model_choices(current)
+
+
+async def settings(interaction: discord.Interaction, animate_model: str | None = None,
+                   resolution: str | None = None, aspect_ratio: str | None = None,
+                   ask: Literal["over-limit", "always", "never"] | None = None, reset: bool = False) -> None:
+    bot: Any = interaction.client
+    saved = {} if reset else await bot.records.user_settings(interaction.user.id)
+    if animate_model is not None:
+        spec = get(animate_model.strip())
+        if spec.category is not Category.IMAGE_TO_VIDEO:
+            raise UserError(f"{spec.tool} does not animate a picture; choose an image-to-video model (`/models`).")
+        saved["animate_model"] = spec.tool
+    for name, value in (("resolution", resolution), ("aspect_ratio", aspect_ratio), ("ask", ask)):
+        if value is not None:
+            saved[name] = value.strip()
+    if reset or any(v is not None for v in (animate_model, resolution, aspect_ratio, ask)):
+        await bot.records.save_user_settings(interaction.user.id, saved)
+    await interaction.response.send_message(render.user_settings_text(saved, reset), ephemeral=True)
+    await notices(interaction)
+
+
 def utility_commands(dms: bool = False) -> list[app_commands.Command[Any, ..., Any]]:
     made = [
         app_commands.command(name="models", description="Every model you can run, with its starting price")(models),
@@ -203,6 +276,21 @@ def utility_commands(dms: bool = False) -> list[app_commands.Command[Any, ..., A
     app_commands.describe(job="The job id (shown under the progress message; suggestions list your running jobs)")(stop)
     app_commands.autocomplete(job=cancel_autocomplete)(stop)
     made.append(stop)
+    again = app_commands.command(name="show", description="Post one of your results again, here")(show)
+    app_commands.describe(job="The job id (suggestions list your finished jobs)")(again)
+    app_commands.autocomplete(job=show_autocomplete)(again)
+    price = app_commands.command(name="estimate", description="What a run would cost, without starting it")(estimate)
+    app_commands.describe(model="The model's name, as in /models",
+                          settings="Options as name=value, e.g. duration=10 resolution=1080p")(price)
+    app_commands.autocomplete(model=model_autocomplete)(price)
+    prefs = app_commands.command(name="settings", description="Your defaults; with no options, shows them")(settings)
+    app_commands.describe(animate_model="The image-to-video model the Animate button uses",
+                          resolution="Used when you leave resolution out and the model offers it, e.g. 1080p",
+                          aspect_ratio="Used when you leave aspect_ratio out and the model offers it, e.g. 9:16",
+                          ask="When to show the price first: over the server's limit, always or never",
+                          reset="Forget all your defaults")(prefs)
+    app_commands.autocomplete(animate_model=model_autocomplete)(prefs)
+    made += [again, price, prefs]
     for command in made:
         app_commands.allowed_contexts(guilds=True, dms=dms, private_channels=False)(command)
         app_commands.allowed_installs(guilds=True, users=False)(command)

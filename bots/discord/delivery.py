@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import aiohttp
 import discord
 
-from agent_tools.catalog import CATALOG, OutputKind, get
+from agent_tools.catalog import CATALOG, ModelSpec, OutputKind, get
 from agent_tools.errors import InvalidArguments, UserError
 from agent_tools.followups import animate_arguments, reroll_arguments
 from agent_tools.jobs import UNFINISHED, Job, JobNotFound, JobState
@@ -41,6 +41,8 @@ from .state import BotState
 log = logging.getLogger(__name__)
 
 EXPIRED_TOKEN_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+USER_DEFAULT_FIELDS = ("resolution", "aspect_ratio")
+"""Options a user can preset with ``/settings``."""
 RETRY_DELAYS = (5.0, 15.0, 60.0, 300.0, 900.0)
 """Seconds between attempts to post a result after a transient failure (a 5xx, a dropped
 connection); after the last one the next start tries again. 403 and 404 are final at once."""
@@ -202,7 +204,8 @@ class Deliveries:
             except InvalidArguments as exc:
                 texts += [p for p in exc.problems if p.split(":", 1)[0].split(".")[0] not in fields]
             raise InvalidArguments(plan.spec.tool, texts)
-        await self.start(interaction, plan.spec.tool, arguments)
+        defaults = await self.bot.records.user_settings(interaction.user.id)
+        await self.start(interaction, plan.spec.tool, with_user_defaults(plan.spec, arguments, defaults))
 
     async def start(self, interaction: discord.Interaction, tool: str, arguments: Mapping[str, Any], *,
                     note: str | None = None) -> Job | None:
@@ -510,6 +513,20 @@ class Deliveries:
                              note=f"Re-roll of job {job.id} with a new seed")
         elif action == "animate":
             await self._animate(interaction, job, index or 0)
+        elif action == "edit":
+            prompt = get(job.tool).schema().get("properties", {}).get("prompt", {})
+            await interaction.response.send_modal(views.EditPrompt(job, prompt.get("maxLength")))
+        elif action == "delete":
+            await interaction.response.send_message(
+                f"Deleted. The job stays on record: `/show {job.id}` posts it again.", ephemeral=True)
+            if interaction.message is not None:
+                await interaction.message.delete()  # the bot's own message: no Manage Messages needed
+
+    async def run_edited(self, interaction: discord.Interaction, job: Job, prompt: str) -> None:
+        """Edit prompt's submit: the job's settings (and seed) with the new prompt."""
+        arguments = {k: v for k, v in job.params.items() if v != "**********"}
+        arguments["prompt"] = prompt
+        await self.start(interaction, job.tool, arguments, note=f"Edited prompt of job {job.id}")
 
     async def guarded(self, interaction: discord.Interaction, what: str, work: Awaitable[Any]) -> None:
         """Run a button's work; a refusal or a crash is answered privately, as commands are."""
@@ -529,10 +546,35 @@ class Deliveries:
         if not url:
             await reply_private(interaction, "That image is no longer available to animate.")
             return
-        animate = get(views.ANIMATE_TOOL)
-        await self.start(interaction, animate.tool, animate_arguments(job, url),
+        chosen = (await self.bot.records.user_settings(interaction.user.id)).get("animate_model")
+        animate = get(chosen if chosen in CATALOG else views.ANIMATE_TOOL)
+        why = "your choice in `/settings`" if chosen in CATALOG else "the bot's default image-to-video model"
+        await self.start(interaction, animate.tool, animate_arguments(job, url, animate.tool),
                          note=f"Animating image {position + 1} of job {job.id} with {animate.title} "
-                              "(the bot's default image-to-video model; `/image-to-video` offers the others)")
+                              f"({why}; `/image-to-video` offers the others)")
+
+    # -- /show ---------------------------------------------------------------------------------
+
+    async def show(self, interaction: discord.Interaction, job: Job) -> None:
+        """Post one of the user's results again, here (after the same checks as a new run)."""
+        if job.state is not JobState.SUCCEEDED:
+            raise UserError(f"Job `{job.id}` {job.state.value}; only a finished result can be shown again.")
+        why = await policy.refusal(interaction, self.toolkit.settings.discord, self.bot.records, job.tool, {})
+        if why:
+            raise UserError(why)
+        await interaction.response.defer(thinking=True)
+        withheld = self.withheld(job, channel_is_nsfw(interaction))
+        if withheld:
+            links = [render.link_line(i, len(job.outputs), job.outputs[i], 0) for i in withheld]
+            await interaction.followup.send(render.withheld_private(job, links), ephemeral=True)
+        content, files, view = self.result_message(job, interaction.user.id, interaction.filesize_limit, withheld)
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[interaction.user])
+        try:
+            await interaction.edit_original_response(content=content, attachments=files, view=view,
+                                                     allowed_mentions=mentions)
+        finally:
+            for file in files:
+                file.close()
 
     # -- restarts ----------------------------------------------------------------------------
 
@@ -590,6 +632,20 @@ class Deliveries:
             await self.bot.state.release()  # a clean stop hands its deliveries to the next process at once
         except Exception:
             log.warning("could not hand over this process's deliveries; they are taken once their claims lapse")
+
+
+def with_user_defaults(spec: ModelSpec, arguments: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's ``/settings`` (resolution, aspect ratio) where they left an option out and the
+    model offers that value; anything they gave, and anything the model does not take, wins."""
+    merged = dict(arguments)
+    props = spec.schema().get("properties", {})
+    for name in USER_DEFAULT_FIELDS:
+        value = defaults.get(name)
+        if value is None or name in merged or name not in props:
+            continue
+        if value in [str(v) for v in props[name].get("enum", ())]:
+            merged[name] = next(v for v in props[name]["enum"] if str(v) == value)
+    return merged
 
 
 def channel_is_nsfw(interaction: discord.Interaction) -> bool:

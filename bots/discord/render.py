@@ -323,6 +323,27 @@ def card_gone(card: Any, now: float) -> str:
     return "This price card expired; run the command again for a fresh price. Nothing was reserved."
 
 
+def estimate_text(spec: ModelSpec, quote: Quote, budget: str | None, command: str) -> str:
+    """``/estimate``: the price of one run and the arithmetic, without starting anything."""
+    lines = [f"**{spec.title}**: {quote.usd}", shorten(quote.formula, 300)]
+    if budget:
+        lines.append(f"Your budget: {budget}")
+    lines.append(f"Nothing was started; {command} runs it.")
+    return shorten_lines(lines)
+
+
+def user_settings_text(saved: Mapping[str, Any], reset: bool) -> str:
+    """``/settings``: what is saved now."""
+    if not saved:
+        return ("Your defaults are cleared." if reset else "You have no defaults yet.") + (
+            " Options: animate_model, resolution, aspect_ratio, ask.")
+    labels = {"animate_model": "Animate uses", "resolution": "Resolution", "aspect_ratio": "Aspect ratio",
+              "ask": "Price card"}
+    lines = ["Your defaults (used where you leave an option out and the model offers the value):"]
+    lines += [f"• {labels.get(k, k)}: {v}" for k, v in sorted(saved.items())]
+    return shorten_lines(lines)
+
+
 # -- quota, jobs, models ------------------------------------------------------------------------
 
 def limit_line(status: LimitStatus, now: float, tz: ZoneInfo) -> str:

@@ -20,10 +20,13 @@ from . import render
 
 
 MAX_ANIMATE_BUTTONS = 4
-LABELS = {"cancel": "Cancel", "reroll": "Re-roll", "animate": "Animate"}
+LABELS = {"cancel": "Cancel", "reroll": "Re-roll", "animate": "Animate", "edit": "Edit prompt", "delete": "Delete"}
 STYLES = {"cancel": discord.ButtonStyle.danger, "reroll": discord.ButtonStyle.primary,
-          "animate": discord.ButtonStyle.success}
-EMOJI = {"cancel": "✖️", "reroll": "🎲", "animate": "🎞️"}
+          "animate": discord.ButtonStyle.success, "edit": discord.ButtonStyle.secondary,
+          "delete": discord.ButtonStyle.secondary}
+EMOJI = {"cancel": "✖️", "reroll": "🎲", "animate": "🎞️", "edit": "✏️", "delete": "🗑️"}
+MAX_PROMPT_INPUT = 4000
+"""A modal's text input holds at most 4,000 characters (Discord's limit)."""
 
 
 def custom_id(action: str, job_id: str, index: int | None = None) -> str:
@@ -31,7 +34,7 @@ def custom_id(action: str, job_id: str, index: int | None = None) -> str:
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button],
-                template=r"vg:(?P<action>cancel|reroll|animate):(?P<job_id>[0-9a-f]{8,32})(?::(?P<index>[0-9]))?"):
+                template=r"vg:(?P<action>cancel|reroll|animate|edit|delete):(?P<job_id>[0-9a-f]{8,32})(?::(?P<index>[0-9]))?"):
     def __init__(self, action: str, job_id: str, index: int | None = None, label: str | None = None) -> None:
         super().__init__(discord.ui.Button(label=(label or LABELS[action])[:80], style=STYLES[action],
                                            emoji=EMOJI[action], custom_id=custom_id(action, job_id, index)))
@@ -99,10 +102,35 @@ def progress_view(job_id: str) -> discord.ui.View:
     return view
 
 
+class EditPrompt(discord.ui.Modal):
+    """Edit prompt: the job's prompt in a text box; Submit runs the same settings with the new text.
+
+    Lives in memory between the click and the submit (Discord keeps a modal open only while the
+    user types); the button that opens it is restart-safe like every other."""
+
+    def __init__(self, job: Job, max_length: int | None) -> None:
+        super().__init__(title="Edit the prompt", timeout=900, custom_id=f"vgedit:{job.id}")
+        self.job = job
+        limit = min(max_length or MAX_PROMPT_INPUT, MAX_PROMPT_INPUT)
+        self.prompt: discord.ui.TextInput[EditPrompt] = discord.ui.TextInput(
+            label="Prompt", style=discord.TextStyle.paragraph, default=str(job.params.get("prompt") or "")[:limit],
+            max_length=limit, required=True)
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction, /) -> None:
+        bot: Any = interaction.client
+        await bot.deliveries.guarded(interaction, f"editing the prompt of job {self.job.id}",
+                                     bot.deliveries.run_edited(interaction, self.job, self.prompt.value))
+
+
 def result_view(job: Job, animate_label: str | None = None) -> discord.ui.View:
-    """Re-roll on every result; Animate for each image of an image result."""
+    """Re-roll, Edit prompt (when the model has one) and Delete on every result; Animate for each
+    image of an image result."""
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton("reroll", job.id))
+    if "prompt" in job.params:
+        view.add_item(JobButton("edit", job.id))
+    view.add_item(JobButton("delete", job.id))
     spec = CATALOG.get(job.tool)
     if spec is not None and spec.output.kind is OutputKind.IMAGES and animate_label:
         count = min(len(job.outputs), MAX_ANIMATE_BUTTONS)
