@@ -259,7 +259,8 @@ def test_discord_subcommand_is_registered():
 
 
 def test_a_missing_token_is_a_clear_error(clean_env):
-    args = argparse.Namespace(config=None, dump_commands=False, simulate=False, sync=False)
+    args = argparse.Namespace(config=None, dump_commands=False, simulate=False, sync=False, shard_count=None,
+                              shards=None)
     with pytest.raises(UserError, match="No Discord bot token: set DISCORD_TOKEN"):
         cli_discord.cmd_discord(args)
     assert "Developer Portal" in MISSING_TOKEN
@@ -334,3 +335,19 @@ def test_with_dms_enabled_the_commands_are_offered_in_the_bots_dms():
     payload = build_payload(Settings.model_validate({"discord": {"allow_dms": True}}).discord)
     assert validate_payload(payload) == []
     assert all(c["contexts"] == [0, 1] for c in payload if c["name"] != "admin")
+
+
+def test_shards_on_the_command_line_override_the_config():
+    settings = Settings.model_validate({"discord": {"shard_count": 2, "shard_ids": [0]}})
+    assert cli_discord.parse_shards("0-3") == [0, 1, 2, 3] and cli_discord.parse_shards("0-1,4") == [0, 1, 4]
+    moved = cli_discord.with_shards(settings, 8, "4-7")
+    assert (moved.discord.shard_count, moved.discord.shard_ids) == (8, [4, 5, 6, 7])
+    assert cli_discord.with_shards(settings, None, None) is settings
+    with pytest.raises(UserError, match="--shards takes shard ids such as 0-3"):
+        cli_discord.with_shards(settings, None, "a-b")
+    with pytest.raises(UserError, match="shard_ids must be a non-empty list of numbers from 0 to 1"):
+        cli_discord.with_shards(settings, None, "5")
+    parser = argparse.ArgumentParser()
+    cli_discord.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["discord", "--shard-count", "4", "--shards", "0-1"])
+    assert (args.shard_count, args.shards) == (4, "0-1")
