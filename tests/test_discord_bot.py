@@ -1111,3 +1111,17 @@ async def test_estimate_prices_a_run_without_starting_it(bot):
     await slash(bot, "estimate", model="sora_3")
     assert "sora" in rec.ephemeral_texts()[-1].lower()
     assert await jobs_of(bot) == [] and await spent(bot) == 0
+
+
+async def test_animate_uses_the_model_chosen_in_settings(bot):
+    await slash(bot, "settings", animate_model="sora_2_image_to_video")
+    await slash(bot, "text-to-image hunyuan_image_v3", prompt="a lighthouse")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    await click(bot, f"vg:animate:{job.id}:0")
+    await finish(bot)
+    animated = next(j for j in await jobs_of(bot) if j.id != job.id)
+    assert animated.tool == "sora_2_image_to_video" and animated.params["image_url"] == job.outputs[0]["url"]
+    assert animated.params["prompt"] == "a lighthouse" and animated.state is JobState.SUCCEEDED
+    note = field(embed_of(bot.recorder.of("webhook", "PATCH", "@original")[-1]), "About")
+    assert "your choice in `/settings`" in note
