@@ -64,7 +64,7 @@ class Cards:
         card = await self.bot.records.new_card(interaction.user.id, tool, arguments, note, settings.confirm_seconds)
         account = await self.bot.account_for(interaction)
         budget = render.budget_line(await self.bot.toolkit.quota_status(account))
-        embed = render.price_card(estimate, budget, card.expires_at, interaction.user.id)
+        embed = render.price_card(estimate, budget, card.expires_at)
         view = views.card_view(card.id)
         if interaction.response.is_done():
             await interaction.followup.send(embed=embed, view=view, ephemeral=True)
@@ -80,7 +80,7 @@ class Cards:
             return
         if not await records.take(card_id, "run" if action == "run" else "cancelled"):
             current = await records.card(card_id)
-            await interaction.response.send_message(render.card_gone(current, self.bot.clock()), ephemeral=True)
+            await interaction.response.send_message(render.card_gone(current), ephemeral=True)
             return
         if action != "run":
             await interaction.response.edit_message(content="Cancelled; nothing was reserved or charged.",

@@ -21,8 +21,10 @@ from agent_tools.jobs import Job, JobState
 from agent_tools.ledger import Limits, LimitStatus, QuotaExceeded, SpendRow, resets_phrase
 from agent_tools.media import format_size
 from agent_tools.money import format_usd
+from agent_tools.toolkit import Estimate
 
 from .options import shorten
+from .records import Card
 
 MAX_CONTENT = 2000
 MAX_FIELD = 1024
@@ -295,7 +297,7 @@ def not_allowed(action: str) -> str:
 
 # -- price cards ------------------------------------------------------------------------------
 
-def price_card(estimate: Any, budget: str | None, expires_at: float, user_id: int | str) -> discord.Embed:
+def price_card(estimate: Estimate, budget: str | None, expires_at: float) -> discord.Embed:
     """The private question before an expensive run: what it costs, why, and what is left."""
     spec = estimate.spec
     embed = discord.Embed(title=f"Run {shorten(spec.title, 200)}?", colour=discord.Colour.gold(),
@@ -312,7 +314,7 @@ def price_card(estimate: Any, budget: str | None, expires_at: float, user_id: in
     return embed
 
 
-def card_gone(card: Any, now: float) -> str:
+def card_gone(card: Card | None) -> str:
     """Why a Run or Cancel did nothing: the card already ran, was cancelled, or expired."""
     if card is None:
         return "That price card no longer exists; run the command again."
