@@ -181,7 +181,7 @@ class DiscordTurn(TurnUI):
                                           bot.settings.discord.confirm_seconds)
         budget = render.budget_line(await bot.toolkit.quota_status(self.account))
         await self.place.channel.send(content=f"<@{self.place.user_id}>",
-                                      embed=render.price_card(estimate, budget, card.expires_at, self.place.user_id),
+                                      embed=render.price_card(estimate, budget, card.expires_at),
                                       view=views.card_view(card.id),
                                       allowed_mentions=discord.AllowedMentions(users=[discord.Object(self.place.user_id)],
                                                                                everyone=False, roles=False))
