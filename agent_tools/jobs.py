@@ -32,11 +32,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import aiosqlite
-
 from .catalog import CATALOG
 from .config import PollingSettings
-from .db import Database, DatabaseUnavailable, placeholders
+from .db import Database, DatabaseUnavailable, Transaction, placeholders
 from .errors import UserError
 from .media import MediaError, MediaMismatch, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
@@ -175,11 +173,12 @@ class JobEventRow:
 
 
 class Settlement(Protocol):
-    """The ledger's side of a job's transitions, run inside the same transaction."""
+    """The ledger's side of a job's transitions, run inside the same transaction: synchronous,
+    on the database thread, so a transition and its settle cross to that thread once."""
 
-    async def on_submitted(self, tx: aiosqlite.Connection, job: Job) -> None: ...
+    def on_submitted(self, conn: sqlite3.Connection, job: Job) -> None: ...
 
-    async def on_finished(self, tx: aiosqlite.Connection, job: Job) -> None: ...
+    def on_finished(self, conn: sqlite3.Connection, job: Job) -> None: ...
 
 
 EventCallback = Callable[[JobEvent], Awaitable[None] | None]
@@ -198,7 +197,7 @@ class Reroute:
     estimate_micros: int
     payload: dict[str, Any]
     reason: str
-    tx_hook: Callable[[aiosqlite.Connection, "Job"], Awaitable[None]] | None = None
+    tx_hook: Callable[[Transaction, "Job"], Awaitable[None]] | None = None
 
 
 RerouteHook = Callable[["Job", ProviderError], Awaitable["Reroute | str | None"]]
@@ -236,6 +235,7 @@ class JobEngine:
         """How long a job stays this process's after its last write; renewed at a quarter of it."""
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[Job]] = {}
+        self._finishing: set[asyncio.Task[None]] = set()  # submits finishing after their caller gave up
         self._subscribers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
         self._known: dict[str, Job] = {}
         """The last record read of each unfinished job at a provider, to name it if the database goes."""
@@ -246,8 +246,17 @@ class JobEngine:
     async def create(self, *, account: str, tool: str, params: Mapping[str, Any], estimate_micros: int,
                      hold_id: str | None = None, idempotency_key: str | None = None,
                      origin: Mapping[str, Any] | None = None, failover: Mapping[str, Any] | None = None,
-                     tx: aiosqlite.Connection | None = None) -> Job:
+                     tx: Transaction | None = None) -> Job:
         """Record a job before anything is sent. ``params`` must already be public (secrets masked)."""
+        body = lambda conn: self.create_in(  # noqa: E731
+            conn, account=account, tool=tool, params=params, estimate_micros=estimate_micros, hold_id=hold_id,
+            idempotency_key=idempotency_key, origin=origin, failover=failover)
+        return await (tx.run(body) if tx is not None else self.db.run(body))
+
+    def create_in(self, conn: sqlite3.Connection, *, account: str, tool: str, params: Mapping[str, Any],
+                  estimate_micros: int, hold_id: str | None = None, idempotency_key: str | None = None,
+                  origin: Mapping[str, Any] | None = None, failover: Mapping[str, Any] | None = None) -> Job:
+        """``create`` inside a transaction body on the database thread (a reservation's, say)."""
         spec = CATALOG[tool]
         now = self.clock()
         job = Job(id=uuid.uuid4().hex[:16], account=account, tool=tool, provider=spec.provider.value,
@@ -260,13 +269,8 @@ class JobEngine:
         args = (job.id, account, tool, job.provider, job.endpoint_id, json.dumps(job.params), job.state.value,
                 estimate_micros, hold_id, idempotency_key, json.dumps(job.origin), json.dumps(job.failover),
                 self.owner, now + SUBMIT_LEASE_SECONDS, now, now)
-        if tx is not None:
-            await tx.execute(sql, args)
-            await self._event(tx, job.id, None, JobState.PENDING, "created", now)
-        else:
-            async with self.db.transaction() as own:
-                await own.execute(sql, args)
-                await self._event(own, job.id, None, JobState.PENDING, "created", now)
+        conn.execute(sql, args)
+        self._event_in(conn, job.id, None, JobState.PENDING, "created", now)
         return job
 
     async def get(self, job_id: str) -> Job:
@@ -344,7 +348,13 @@ class JobEngine:
         return [JobEventRow(*r) for r in rows]
 
     @staticmethod
-    async def _event(tx: aiosqlite.Connection, job_id: str, old: JobState | None, new: JobState, detail: str,
+    def _event_in(conn: sqlite3.Connection, job_id: str, old: JobState | None, new: JobState, detail: str,
+                  now: float) -> None:
+        conn.execute("INSERT INTO job_events(job_id, from_state, to_state, detail, at) VALUES (?,?,?,?,?)",
+                     (job_id, old.value if old else None, new.value, detail, now))
+
+    @staticmethod
+    async def _event(tx: Transaction, job_id: str, old: JobState | None, new: JobState, detail: str,
                      now: float) -> None:
         await tx.execute("INSERT INTO job_events(job_id, from_state, to_state, detail, at) VALUES (?,?,?,?,?)",
                          (job_id, old.value if old else None, new.value, detail, now))
@@ -362,11 +372,12 @@ class JobEngine:
         encoded = self._encode(fields, now, owned)
         sets = ", ".join(f"{k} = ?" for k in encoded)
         owner_clause, owner_args = (" AND owner = ?", (self.owner,)) if owned else ("", ())
-        async with self.db.transaction() as tx:
-            row = await (await tx.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,))).fetchone()
+
+        def body(conn: sqlite3.Connection) -> Job | None:  # one hop: the change, its event, the ledger's side
+            row = conn.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
-            cursor = await tx.execute(
+            cursor = conn.execute(
                 f"UPDATE jobs SET state = ?, updated_at = ?, {sets} WHERE id = ? AND state IN ({placeholders(from_states)})"
                 + owner_clause,
                 (to.value, now, *encoded.values(), job_id, *(s.value for s in from_states), *owner_args))
@@ -374,14 +385,17 @@ class JobEngine:
                 if owned and JobState(row["state"]) in from_states:
                     raise LeaseLost(job_id)
                 return None
-            await self._event(tx, job_id, JobState(row["state"]), to, detail, now)
-            job = self._seen(Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone()))
+            self._event_in(conn, job_id, JobState(row["state"]), to, detail, now)
+            job = Job.from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
             if self.settlement is not None:
                 if to is JobState.QUEUED and JobState(row["state"]) is JobState.SUBMITTING:
-                    await self.settlement.on_submitted(tx, job)
+                    self.settlement.on_submitted(conn, job)
                 elif to in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
-                    await self.settlement.on_finished(tx, job)
-        return job
+                    self.settlement.on_finished(conn, job)
+            return job
+
+        job = await self.db.run(body)
+        return None if job is None else self._seen(job)
 
     async def _update(self, job_id: str, *, owned: bool = True, **fields: Any) -> Job:
         """Change fields of a job without a state change (queue position, logs, lease). ``owned``:
@@ -390,14 +404,17 @@ class JobEngine:
         encoded = self._encode(fields, now, owned)
         sets = "".join(f", {k} = ?" for k in encoded)
         owner_clause, owner_args = (" AND owner = ?", (self.owner,)) if owned else ("", ())
-        async with self.db.transaction() as tx:
-            cursor = await tx.execute(f"UPDATE jobs SET updated_at = ?{sets} WHERE id = ?" + owner_clause,
-                                      (now, *encoded.values(), job_id, *owner_args))
+
+        def body(conn: sqlite3.Connection) -> Job:
+            cursor = conn.execute(f"UPDATE jobs SET updated_at = ?{sets} WHERE id = ?" + owner_clause,
+                                  (now, *encoded.values(), job_id, *owner_args))
             if cursor.rowcount != 1:
                 if owned:
                     raise LeaseLost(job_id)
                 raise JobNotFound(job_id)
-            return self._seen(Job.from_row(await (await tx.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))).fetchone()))
+            return Job.from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+        return self._seen(await self.db.run(body))
 
     def _encode(self, fields: dict[str, Any], now: float, owned: bool) -> dict[str, Any]:
         """Column values for an UPDATE: JSON columns serialised, and — for the owner — the lease
@@ -409,12 +426,10 @@ class JobEngine:
     async def _claim(self, job_id: str, states: frozenset[JobState]) -> bool:
         """Make this process the job's owner if it is already, or if the owner's lease has lapsed."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            cursor = await tx.execute(
-                f"UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state IN ({placeholders(states)})"
-                " AND (owner = ? OR owner IS NULL OR lease_until < ?)",
-                (self.owner, now + self.lease_seconds, job_id, *(s.value for s in states), self.owner, now))
-        return cursor.rowcount == 1
+        return await self.db.run(lambda conn: conn.execute(
+            f"UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state IN ({placeholders(states)})"
+            " AND (owner = ? OR owner IS NULL OR lease_until < ?)",
+            (self.owner, now + self.lease_seconds, job_id, *(s.value for s in states), self.owner, now)).rowcount == 1)
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
@@ -477,9 +492,26 @@ class JobEngine:
                                          lease_until=self.clock() + SUBMIT_LEASE_SECONDS)
         if sending is None:
             return await self.get(job.id)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Cancelled as the move to "submitting" committed: nothing was sent, so it ends here, free.
+            await asyncio.shield(self._transition(job.id, JobState.CANCELLED, {JobState.SUBMITTING},
+                                                  "cancelled before submit", actual_micros=0,
+                                                  error="Cancelled before it was sent; nothing was charged."))
+            raise asyncio.CancelledError()
         adapter = self.adapters[job.provider]
+        call = asyncio.ensure_future(adapter.submit(job.endpoint_id, dict(payload)))
         try:
-            ref = await adapter.submit(job.endpoint_id, dict(payload))
+            ref = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            if call.done():
+                raise
+            # The caller gave up while the request was on its way: the POST finishes on its own,
+            # so the job gets its request id and a cancel can reach the provider (not "unknown").
+            finishing = asyncio.create_task(self._finish_abandoned_submit(job, call))
+            self._finishing.add(finishing)
+            finishing.add_done_callback(self._finishing.discard)
+            raise
         except ProviderError as exc:
             if _may_exist(exc):
                 done = await self._transition(
@@ -519,6 +551,33 @@ class JobEngine:
         job = queued or await self.get(job.id)
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
+
+    async def _finish_abandoned_submit(self, job: Job, call: asyncio.Future[RequestRef]) -> None:
+        """Record the outcome of a submit whose caller was cancelled, then honour the cancel
+        (``cancel`` marks it on a job still submitting) or track the job like any other."""
+        try:
+            ref = await call
+        except ProviderError as exc:
+            state, detail = ((JobState.UNKNOWN, "submit outcome unknown") if _may_exist(exc)
+                             else (JobState.FAILED, "refused at submit"))
+            done = await self._transition(job.id, state, {JobState.SUBMITTING}, detail, error_kind=exc.kind.value,
+                                          error=exc.message)
+        except BaseException as exc:
+            done = await self._transition(
+                job.id, JobState.UNKNOWN, {JobState.SUBMITTING}, "submit interrupted", error_kind=ErrorKind.UNKNOWN.value,
+                error=f"Submitting was interrupted ({type(exc).__name__}); the request may exist at {job.provider}.")
+        else:
+            done = await self._transition(
+                job.id, JobState.QUEUED, {JobState.SUBMITTING}, f"accepted as {ref.request_id}",
+                request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
+                cancel_url=ref.cancel_url, submitted_at=self.clock())
+            if done is not None and done.cancel_requested:
+                await self.cancel(done.id)
+                return
+            if done is not None:
+                self.track(done.id)
+        if done is not None:
+            self._emit(done)
 
     async def _reroute(self, job: Job, exc: ProviderError,
                        hook: RerouteHook) -> tuple[tuple[Job, dict[str, Any]] | None, str | None]:
@@ -877,7 +936,7 @@ class JobEngine:
     async def aclose(self) -> None:
         """Stop tracking and hand this process's unfinished jobs over: their leases end now, so the
         next process to resume (or to wait for one of them) takes them at once, not a lease later."""
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._finishing]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -21,23 +21,28 @@ The rules this file keeps (see ``docs`` in the README for the operator's view):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
-
-import aiosqlite
 
 from . import totals
 from .config import LimitSettings, Settings
-from .db import Database, placeholders
+from .db import Database, Transaction, placeholders
 from .errors import UserError
 from .money import format_usd, usd
+
+T = TypeVar("T")
+ReserveHook = Callable[[sqlite3.Connection, str], "str | None"]
+"""Runs in a reservation's transaction on the database thread: records the job, returns its id."""
+AsyncReserveHook = Callable[[Transaction, str], Awaitable["str | None"]]
 
 CHARGE = "CASE state WHEN 'settled' THEN COALESCE(actual_micros, estimate_micros) WHEN 'released' THEN 0 ELSE estimate_micros END"
 OPEN_STATES = ("held", "submitted")
@@ -236,13 +241,12 @@ class Ledger:
 
     # -- accounts -----------------------------------------------------------------------------
 
-    async def ensure_account(self, name: str, tx: aiosqlite.Connection | None = None) -> None:
+    async def ensure_account(self, name: str, tx: Transaction | None = None) -> None:
         sql, args = "INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, self.clock())
         if tx is not None:
             await tx.execute(sql, args)
         else:
-            async with self.db.transaction() as own:
-                await own.execute(sql, args)
+            await self.db.run(lambda conn: conn.execute(sql, args))
 
     async def add_account(self, name: str, *, actor: str = "") -> None:
         check_account_name(name)
@@ -350,12 +354,22 @@ class Ledger:
                               f"{scope}:{scope_id} {merged}", actor)
         return merged
 
-    async def stored_limits(self, scope: str, scope_id: str, tx: aiosqlite.Connection | None = None) -> Limits:
-        sql = ("SELECT daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at FROM limits"
-               " WHERE scope = ? AND scope_id = ?")
-        row = (await (await tx.execute(sql, (scope, scope_id))).fetchone() if tx is not None
-               else await self.db.fetchone(sql, (scope, scope_id)))
+    # Each operation below is a synchronous body run on the database thread in one hop
+    # (``Database.run``: BEGIN IMMEDIATE … COMMIT), or inside a caller's transaction: ``tx`` is a
+    # ``Transaction`` from ``db.transaction()`` (its ``run`` is one hop too), a ``sqlite3.Connection``
+    # when the caller is itself a body on the database thread (``*_in`` methods).
+
+    async def _apply(self, tx: Transaction | None, body: Callable[[sqlite3.Connection], T]) -> T:
+        return await (tx.run(body) if tx is not None else self.db.run(body))
+
+    def _stored_limits_in(self, conn: sqlite3.Connection, scope: str, scope_id: str) -> Limits:
+        row = conn.execute("SELECT daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at FROM limits"
+                           " WHERE scope = ? AND scope_id = ?", (scope, scope_id)).fetchone()
         return Limits(*row) if row is not None else Limits()
+
+    async def stored_limits(self, scope: str, scope_id: str, tx: Transaction | None = None) -> Limits:
+        body = lambda conn: self._stored_limits_in(conn, scope, scope_id)  # noqa: E731
+        return await (tx.run(body) if tx is not None else self.db.read(body))
 
     async def limit_overrides(self) -> list[tuple[str, str, Limits]]:
         """Every stored override: (scope, scope id, limits), by scope then id."""
@@ -364,20 +378,24 @@ class Ledger:
             " FROM limits ORDER BY scope, scope_id")
         return [(r[0], r[1], Limits(*tuple(r)[2:])) for r in rows]
 
-    async def effective_limits(self, who: Requester, tx: aiosqlite.Connection | None = None) -> dict[tuple[str, str], Limits]:
-        """(scope, id) → the limits that apply to this requester, for each scope that has any."""
-        roles = [await self.stored_limits("role", r, tx) for r in who.role_ids]
+    def _effective_limits_in(self, conn: sqlite3.Connection, who: Requester) -> dict[tuple[str, str], Limits]:
+        roles = [self._stored_limits_in(conn, "role", r) for r in who.role_ids]
         base = most_generous([*roles, self.defaults]).over(self.defaults)  # a role raises limits, never lowers them
-        account = (await self.stored_limits("account", who.account, tx)).over(base)
+        account = self._stored_limits_in(conn, "account", who.account).over(base)
         result = {("account", who.account): account}
         if who.guild_id:
-            guild = await self.stored_limits("guild", who.guild_id, tx)
+            guild = self._stored_limits_in(conn, "guild", who.guild_id)
             if not guild.empty:
                 result[("guild", who.guild_id)] = guild
-        glob = (await self.stored_limits("global", "", tx)).over(self.global_defaults)
+        glob = self._stored_limits_in(conn, "global", "").over(self.global_defaults)
         if not glob.empty:
             result[("global", "")] = glob
         return result
+
+    async def effective_limits(self, who: Requester, tx: Transaction | None = None) -> dict[tuple[str, str], Limits]:
+        """(scope, id) → the limits that apply to this requester, for each scope that has any."""
+        body = lambda conn: self._effective_limits_in(conn, who)  # noqa: E731
+        return await (tx.run(body) if tx is not None else self.db.read(body))
 
     # -- usage --------------------------------------------------------------------------------
 
@@ -389,21 +407,21 @@ class Ledger:
             return "guild_id = ?", (scope_id,)
         return "1 = 1", ()
 
-    async def _usage(self, run: Callable[..., Any], limits: Mapping[tuple[str, str], Limits],
-                     now: float) -> dict[tuple[str, str], dict[str, int]]:
+    def _usage_in(self, conn: sqlite3.Connection, limits: Mapping[tuple[str, str], Limits],
+                  now: float) -> dict[tuple[str, str], dict[str, int]]:
         """Today's and this month's charge and the open holds of every scope from the running
         totals (one query, a few rows whatever the history); the jobs started in the last hour
         from the holds' (scope, created_at) index, only where a jobs-per-hour limit applies."""
         day, month = totals.periods(now, self.tz)
-        rows = await totals.read(run, limits, day, month)
+        rows = totals.read(conn, limits, day, month)
         zero = totals.Total()
         result = {}
         for (scope, scope_id), limit in limits.items():
             hourly = 0
             if limit.jobs_per_hour is not None:
                 where, args = self._scope_filter(scope, scope_id)
-                hourly = (await run(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?"
-                                    f" AND tool NOT LIKE '{totals.TOKEN_PREFIX}%'", (*args, now - 3600)))[0][0]
+                hourly = conn.execute(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?"
+                                      f" AND tool NOT LIKE '{totals.TOKEN_PREFIX}%'", (*args, now - 3600)).fetchone()[0]
             result[(scope, scope_id)] = {"daily": rows.get((scope, scope_id, day), zero).charge_micros,
                                          "monthly": rows.get((scope, scope_id, month), zero).charge_micros,
                                          "concurrent": rows.get((scope, scope_id, totals.ALL), zero).open_holds,
@@ -413,55 +431,60 @@ class Ledger:
     async def ensure_totals(self) -> bool:
         """Build the running totals if this database has none yet or kept them in another time zone
         (the migration of an older database; a time zone change). True if it (re)built them."""
-        if await self.db.scalar("SELECT value FROM ledger_meta WHERE key = ?", (totals.TIMEZONE_KEY,)) == self.tz.key:
+        if await self.db.read(totals.stored_timezone) == self.tz.key:
             return False
-        async with self.db.transaction() as tx:
-            return await totals.ensure(tx, self.tz)
+        return await self.db.run(lambda conn: totals.ensure(conn, self.tz))
 
     # -- reserve / settle / release ----------------------------------------------------------
 
     async def reserve(self, who: Requester, estimate_micros: int, idempotency_key: str, *, tool: str,
-                      what: str | None = None,
-                      tx_hook: Callable[[aiosqlite.Connection, str], Awaitable[str | None]] | None = None
-                      ) -> Reservation:
+                      what: str | None = None, tx_hook: ReserveHook | AsyncReserveHook | None = None) -> Reservation:
         """Hold ``estimate_micros`` for a job if every limit allows it, else ``QuotaExceeded``.
 
-        ``tx_hook(tx, hold_id)`` runs inside the same transaction (the Toolkit records the job
-        there and returns its id), so a hold and its job exist together or not at all.
+        ``tx_hook(conn, hold_id)`` runs inside the same transaction (the Toolkit records the job
+        there and returns its id), so a hold and its job exist together or not at all. A plain
+        function runs on the database thread with the rest, in one hop; a coroutine function
+        (``tx_hook(tx, hold_id)`` with a ``Transaction``, the older form) makes more hops.
         """
         if estimate_micros < 0:
             raise ValueError("an estimate cannot be negative")
         now = self.clock()
         what = what or f"This {tool} run"
-        async with self.db.transaction() as tx:
-            existing = await (await tx.execute("SELECT id, estimate_micros FROM holds WHERE idempotency_key = ?",
-                                               (idempotency_key,))).fetchone()
-            if existing is not None:
-                return Reservation(existing["id"], existing["estimate_micros"], existing=True)
-            await self.ensure_account(who.account, tx)
-            await totals.ensure(tx, self.tz)
+        if tx_hook is not None and inspect.iscoroutinefunction(tx_hook):
+            async with self.db.transaction() as tx:
+                reservation = await tx.run(lambda conn: self._reserve_in(conn, who, estimate_micros, idempotency_key,
+                                                                         tool, what, now, None))
+                if not reservation.existing and (job_id := await tx_hook(tx, reservation.hold_id)):
+                    await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, reservation.hold_id))
+            return reservation
+        return await self.db.run(lambda conn: self._reserve_in(conn, who, estimate_micros, idempotency_key, tool,
+                                                               what, now, tx_hook))  # type: ignore[arg-type]
 
-            async def run(sql: str, args: Sequence[Any]) -> Any:
-                return await (await tx.execute(sql, args)).fetchall()
-
-            warnings = []
-            limits = await self.effective_limits(who, tx)
-            used = await self._usage(run, limits, now)
-            job = totals.is_job(tool)
-            for (scope, scope_id), scope_limits in limits.items():
-                warnings += self._check(scope, scope_limits, used[(scope, scope_id)], estimate_micros, what, now,
-                                        job=job)
-            hold_id = uuid.uuid4().hex[:20]
-            await tx.execute(
-                "INSERT INTO holds(id, idempotency_key, account, guild_id, tool, estimate_micros, state, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,'held',?,?)",
-                (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
-            await self._audit(tx, hold_id, who.account, "reserve", estimate_micros, tool, who.account)
-            await totals.add(tx, totals.keys_of(who.account, who.guild_id, now, self.tz),
-                             totals.Total(estimate_micros, 1, 1 if job else 0))
-            if tx_hook is not None and (job_id := await tx_hook(tx, hold_id)):
-                # linked from the start, so ``holds`` can say what became of the job
-                await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
+    def _reserve_in(self, conn: sqlite3.Connection, who: Requester, estimate_micros: int, idempotency_key: str,
+                    tool: str, what: str, now: float, hook: ReserveHook | None) -> Reservation:
+        existing = conn.execute("SELECT id, estimate_micros FROM holds WHERE idempotency_key = ?",
+                                (idempotency_key,)).fetchone()
+        if existing is not None:
+            return Reservation(existing["id"], existing["estimate_micros"], existing=True)
+        conn.execute("INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (who.account, now))
+        totals.ensure(conn, self.tz)
+        limits = self._effective_limits_in(conn, who)
+        used = self._usage_in(conn, limits, now)
+        job = totals.is_job(tool)
+        warnings = []
+        for (scope, scope_id), scope_limits in limits.items():
+            warnings += self._check(scope, scope_limits, used[(scope, scope_id)], estimate_micros, what, now, job=job)
+        hold_id = uuid.uuid4().hex[:20]
+        conn.execute(
+            "INSERT INTO holds(id, idempotency_key, account, guild_id, tool, estimate_micros, state, created_at,"
+            " updated_at) VALUES (?,?,?,?,?,?,'held',?,?)",
+            (hold_id, idempotency_key, who.account, who.guild_id, tool, estimate_micros, now, now))
+        self._audit_in(conn, hold_id, who.account, "reserve", estimate_micros, tool, who.account, now)
+        totals.add(conn, totals.keys_of(who.account, who.guild_id, now, self.tz),
+                   totals.Total(estimate_micros, 1, 1 if job else 0))
+        if hook is not None and (job_id := hook(conn, hold_id)):
+            # linked from the start, so ``holds`` can say what became of the job
+            conn.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, hold_id))
         return Reservation(hold_id, estimate_micros, tuple(warnings))
 
     async def check(self, who: Requester, estimate_micros: int, *, tool: str, what: str | None = None) -> None:
@@ -472,11 +495,15 @@ class Ledger:
         """
         now = self.clock()
         await self.ensure_totals()
-        effective = await self.effective_limits(who)
-        usage = await self._usage(self.db.fetchall, effective, now)
-        for (scope, scope_id), limits in effective.items():
-            self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now,
-                        job=totals.is_job(tool))
+
+        def body(conn: sqlite3.Connection) -> None:
+            effective = self._effective_limits_in(conn, who)
+            usage = self._usage_in(conn, effective, now)
+            for (scope, scope_id), limits in effective.items():
+                self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now,
+                            job=totals.is_job(tool))
+
+        await self.db.read(body)
 
     def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,
                now: float, *, job: bool = True) -> list[str]:
@@ -519,36 +546,30 @@ class Ledger:
                                     f"({resets_phrase(windows[kind].end, now, self.tz)}).")
         return warnings
 
-    async def _transition(self, hold_id: str, to: str, from_states: Sequence[str], *, amount: int | None = None,
-                          job_id: str | None = None, detail: str = "", actor: str = "",
-                          tx: aiosqlite.Connection | None = None) -> bool:
-        async def apply(conn: aiosqlite.Connection) -> bool:
-            now = self.clock()
-            ends = to in ("settled", "released")
-            if ends:  # before the change, so a first build of the totals cannot count it twice
-                await totals.ensure(conn, self.tz)
-            row = await (await conn.execute(
-                f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
-                f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})"
-                f" RETURNING account, guild_id, created_at, estimate_micros, actual_micros, tool",
-                (to, amount, job_id, now, hold_id, *from_states))).fetchone()
-            if row is None:
-                return False
-            account, guild_id, created_at, estimate, actual, tool = tuple(row)
-            await self._audit(conn, hold_id, account, to, amount, detail, actor, now)
-            if ends:  # an open hold counted its estimate; now it counts its actual cost, or nothing
-                await totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz),
-                                 totals.Total(totals.charge_of(to, estimate, actual) - estimate, 0,
-                                              -1 if totals.is_job(tool) else 0))
-            return True
+    def _transition_in(self, conn: sqlite3.Connection, hold_id: str, to: str, from_states: Sequence[str], *,
+                       amount: int | None = None, job_id: str | None = None, detail: str = "",
+                       actor: str = "") -> bool:
+        now = self.clock()
+        ends = to in ("settled", "released")
+        if ends:  # before the change, so a first build of the totals cannot count it twice
+            totals.ensure(conn, self.tz)
+        row = conn.execute(
+            f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
+            f" updated_at = ? WHERE id = ? AND state IN ({placeholders(from_states)})"
+            f" RETURNING account, guild_id, created_at, estimate_micros, actual_micros, tool",
+            (to, amount, job_id, now, hold_id, *from_states)).fetchone()
+        if row is None:
+            return False
+        account, guild_id, created_at, estimate, actual, tool = tuple(row)
+        self._audit_in(conn, hold_id, account, to, amount, detail, actor, now)
+        if ends:  # an open hold counted its estimate; now it counts its actual cost, or nothing
+            totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz),
+                       totals.Total(totals.charge_of(to, estimate, actual) - estimate, 0,
+                                    -1 if totals.is_job(tool) else 0))
+        return True
 
-        if tx is not None:
-            return await apply(tx)
-        async with self.db.transaction() as own:
-            return await apply(own)
-
-    async def move_hold(self, hold_id: str, who: Requester, *, tool: str, estimate_micros: int, what: str,
-                        tx: aiosqlite.Connection) -> None:
+    def move_hold_in(self, conn: sqlite3.Connection, hold_id: str, who: Requester, *, tool: str,
+                     estimate_micros: int, what: str) -> None:
         """A failover moved this open hold's job to ``tool``, which costs ``estimate_micros``.
 
         A cheaper or equal run keeps the hold as it is (the job settles at its own, lower cost); a
@@ -556,51 +577,73 @@ class Ledger:
         ``QuotaExceeded``, and the caller's transaction, with the move, rolls back). The raise is
         audited as ``estimate_raised`` and added to the running totals in this same transaction.
         """
-        row = await (await tx.execute(
+        row = conn.execute(
             f"SELECT account, guild_id, created_at, estimate_micros FROM holds WHERE id = ? AND state IN"
-            f" ({placeholders(OPEN_STATES)})", (hold_id, *OPEN_STATES))).fetchone()
+            f" ({placeholders(OPEN_STATES)})", (hold_id, *OPEN_STATES)).fetchone()
         if row is None:
             raise UserError(f"Hold {hold_id} is no longer open, so its job cannot be moved.")
         account, guild_id, created_at, held = tuple(row)
         raise_by = estimate_micros - held
+        now = self.clock()
         if raise_by > 0:
-            now = self.clock()
-
-            async def run(sql: str, args: Sequence[Any]) -> Any:
-                return await (await tx.execute(sql, args)).fetchall()
-
-            await totals.ensure(tx, self.tz)
-            limits = await self.effective_limits(who, tx)
-            used = await self._usage(run, limits, now)
+            totals.ensure(conn, self.tz)
+            limits = self._effective_limits_in(conn, who)
+            used = self._usage_in(conn, limits, now)
             for (scope, scope_id), scope_limits in limits.items():
                 money_only = Limits(scope_limits.daily_micros, scope_limits.monthly_micros)  # still one job
                 self._check(scope, money_only, used[(scope, scope_id)], raise_by, what, now)
-            await tx.execute("UPDATE holds SET estimate_micros = ?, tool = ?, updated_at = ? WHERE id = ?",
-                             (estimate_micros, tool, now, hold_id))
-            await self._audit(tx, hold_id, account, "estimate_raised", raise_by, f"failover to {tool}", account, now)
-            await totals.add(tx, totals.keys_of(account, guild_id, created_at, self.tz),
-                             totals.Total(raise_by, 0, 0))
+            conn.execute("UPDATE holds SET estimate_micros = ?, tool = ?, updated_at = ? WHERE id = ?",
+                         (estimate_micros, tool, now, hold_id))
+            self._audit_in(conn, hold_id, account, "estimate_raised", raise_by, f"failover to {tool}", account, now)
+            totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz), totals.Total(raise_by, 0, 0))
         else:
-            await tx.execute("UPDATE holds SET tool = ? WHERE id = ?", (tool, hold_id))
-            await self._audit(tx, hold_id, account, "rerouted", None, f"failover to {tool}", account)
+            conn.execute("UPDATE holds SET tool = ? WHERE id = ?", (tool, hold_id))
+            self._audit_in(conn, hold_id, account, "rerouted", None, f"failover to {tool}", account, now)
 
-    async def mark_submitted(self, hold_id: str, job_id: str, *, tx: aiosqlite.Connection | None = None) -> bool:
-        return await self._transition(hold_id, "submitted", ("held",), job_id=job_id, tx=tx)
+    async def move_hold(self, hold_id: str, who: Requester, *, tool: str, estimate_micros: int, what: str,
+                        tx: Transaction) -> None:
+        """``move_hold_in`` inside the caller's ``Transaction``."""
+        await tx.run(lambda conn: self.move_hold_in(conn, hold_id, who, tool=tool, estimate_micros=estimate_micros,
+                                                    what=what))
+
+    def mark_submitted_in(self, conn: sqlite3.Connection, hold_id: str, job_id: str) -> bool:
+        return self._transition_in(conn, hold_id, "submitted", ("held",), job_id=job_id)
+
+    def settle_in(self, conn: sqlite3.Connection, hold_id: str, actual_micros: int, *, detail: str = "",
+                  actor: str = "") -> bool:
+        """Charge a hold its actual cost, inside a body on the database thread. False if it was
+        already settled or released (no-op)."""
+        if actual_micros < 0:
+            raise ValueError("an actual cost cannot be negative")
+        return self._transition_in(conn, hold_id, "settled", OPEN_STATES, amount=actual_micros, detail=detail,
+                                   actor=actor)
+
+    def release_in(self, conn: sqlite3.Connection, hold_id: str, *, detail: str = "", actor: str = "") -> bool:
+        """Charge a hold nothing, inside a body on the database thread. False if it had already ended."""
+        return self._transition_in(conn, hold_id, "released", OPEN_STATES, amount=0, detail=detail, actor=actor)
+
+    async def mark_submitted(self, hold_id: str, job_id: str, *, tx: Transaction | None = None) -> bool:
+        return await self._apply(tx, lambda conn: self.mark_submitted_in(conn, hold_id, job_id))
 
     async def settle(self, hold_id: str, actual_micros: int, *, detail: str = "", actor: str = "",
-                     tx: aiosqlite.Connection | None = None) -> bool:
+                     tx: Transaction | None = None) -> bool:
         """Charge a hold its actual cost. False if it was already settled or released (no-op)."""
         if actual_micros < 0:
             raise ValueError("an actual cost cannot be negative")
-        return await self._transition(hold_id, "settled", OPEN_STATES, amount=actual_micros, detail=detail,
-                                      actor=actor, tx=tx)
+        return await self._apply(tx, lambda conn: self.settle_in(conn, hold_id, actual_micros, detail=detail,
+                                                                 actor=actor))
 
     async def release(self, hold_id: str, *, detail: str = "", actor: str = "",
-                      tx: aiosqlite.Connection | None = None) -> bool:
+                      tx: Transaction | None = None) -> bool:
         """Charge a hold nothing. False if it was already settled or released (no-op)."""
-        return await self._transition(hold_id, "released", OPEN_STATES, amount=0, detail=detail, actor=actor, tx=tx)
+        return await self._apply(tx, lambda conn: self.release_in(conn, hold_id, detail=detail, actor=actor))
 
-    async def _audit(self, tx: aiosqlite.Connection, hold_id: str | None, account: str | None, event: str,
+    def _audit_in(self, conn: sqlite3.Connection, hold_id: str | None, account: str | None, event: str,
+                  amount: int | None, detail: str, actor: str, now: float | None = None) -> None:
+        conn.execute("INSERT INTO audit(hold_id, account, event, amount, detail, actor, at) VALUES (?,?,?,?,?,?,?)",
+                     (hold_id, account, event, amount, detail, actor, now if now is not None else self.clock()))
+
+    async def _audit(self, tx: Transaction, hold_id: str | None, account: str | None, event: str,
                      amount: int | None, detail: str, actor: str, now: float | None = None) -> None:
         await tx.execute("INSERT INTO audit(hold_id, account, event, amount, detail, actor, at) VALUES (?,?,?,?,?,?,?)",
                          (hold_id, account, event, amount, detail, actor, now if now is not None else self.clock()))
@@ -613,8 +656,12 @@ class Ledger:
         windows = self.windows(now)
         await self.ensure_totals()
         result = []
-        effective = await self.effective_limits(who)
-        usage = await self._usage(self.db.fetchall, effective, now)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[tuple[str, str], Limits], dict[tuple[str, str], dict[str, int]]]:
+            effective = self._effective_limits_in(conn, who)
+            return effective, self._usage_in(conn, effective, now)
+
+        effective, usage = await self.db.read(read)
         for (scope, scope_id), limits in effective.items():
             used = usage[(scope, scope_id)]
             for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros),
@@ -716,13 +763,14 @@ class Ledger:
         """Recompute the running totals from the holds, and each hold's state and charge from the
         audit, and list every difference (``videogen books check``). Reads one consistent state:
         it runs in a write transaction, so no reservation lands half-way through."""
-        async with self.db.transaction() as tx:
-            kept_in = await totals.stored_timezone(tx)
-            holds = await (await tx.execute(f"SELECT id, {totals.HOLD_COLUMNS} FROM holds")).fetchall()
-            stored = {(r[0], r[1], r[2]): totals.Total(r[3], r[4], r[5]) for r in await (await tx.execute(
-                "SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals")).fetchall()}
-            audit = await (await tx.execute("SELECT hold_id, event, amount FROM audit WHERE hold_id IS NOT NULL"
-                                            " ORDER BY seq")).fetchall()
+        def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
+            return (totals.stored_timezone(conn), conn.execute(f"SELECT id, {totals.HOLD_COLUMNS} FROM holds").fetchall(),
+                    {(r[0], r[1], r[2]): totals.Total(r[3], r[4], r[5]) for r in conn.execute(
+                        "SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals")},
+                    conn.execute("SELECT hold_id, event, amount FROM audit WHERE hold_id IS NOT NULL ORDER BY seq")
+                    .fetchall())
+
+        kept_in, holds, stored, audit = await self.db.run(read)
         differences = []
         if kept_in != self.tz.key:
             differences.append(f"the running totals are kept in time zone {kept_in or '(none yet)'}, the settings say "

@@ -20,11 +20,11 @@ from collections import OrderedDict
 from datetime import date
 from pathlib import Path
 
-import aiosqlite
+import sqlite3
 
 from .catalog import CATALOG, EQUIVALENTS, ModelInput, ModelSpec, NotEquivalent, OutputKind, Quote, get, translate
 from .config import Settings
-from .db import Database
+from .db import Database, Transaction
 from .errors import UserError
 from .followups import ANIMATE_TOOL, animate_arguments, reroll_arguments
 from .jobs import EventCallback, Job, JobEngine, JobEventRow, JobNotFound, JobState, Reroute
@@ -75,18 +75,18 @@ class LedgerSettlement:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    async def on_submitted(self, tx: aiosqlite.Connection, job: Job) -> None:
+    def on_submitted(self, conn: sqlite3.Connection, job: Job) -> None:
         if job.hold_id:
-            await self.ledger.mark_submitted(job.hold_id, job.id, tx=tx)
+            self.ledger.mark_submitted_in(conn, job.hold_id, job.id)
 
-    async def on_finished(self, tx: aiosqlite.Connection, job: Job) -> None:
+    def on_finished(self, conn: sqlite3.Connection, job: Job) -> None:
         if not job.hold_id:
             return
         if job.state is JobState.SUCCEEDED:
             actual = job.actual_micros if job.actual_micros is not None else job.estimate_micros
-            await self.ledger.settle(job.hold_id, actual, detail=f"job {job.id} succeeded", tx=tx)
+            self.ledger.settle_in(conn, job.hold_id, actual, detail=f"job {job.id} succeeded")
         else:
-            await self.ledger.release(job.hold_id, detail=f"job {job.id} {job.state.value}", tx=tx)
+            self.ledger.release_in(conn, job.hold_id, detail=f"job {job.id} {job.state.value}")
 
 
 @dataclass(frozen=True)
@@ -302,11 +302,11 @@ class Toolkit:
         adapter = self.adapters[spec.provider.value]
         created: list[Job] = []
 
-        async def record_job(tx: aiosqlite.Connection, hold_id: str) -> str:
-            job = await self.engine.create(
-                account=account.name, tool=spec.tool, params=params.public_params(),
+        def record_job(conn: sqlite3.Connection, hold_id: str) -> str:  # in the reservation's one hop
+            job = self.engine.create_in(
+                conn, account=account.name, tool=spec.tool, params=params.public_params(),
                 estimate_micros=estimate.quote.micros, hold_id=hold_id, idempotency_key=key, origin=origin,
-                failover=moved, tx=tx)
+                failover=moved)
             created.append(job)
             return job.id
 
@@ -352,7 +352,7 @@ class Toolkit:
             except (MediaError, ProviderError) as upload:
                 return f"uploading the input to {target.provider.value} failed ({upload})"
 
-            async def move_hold(tx: aiosqlite.Connection, moved: Job) -> None:
+            async def move_hold(tx: Transaction, moved: Job) -> None:
                 if moved.hold_id:
                     await self.ledger.move_hold(moved.hold_id, account.requester, tool=target.tool,
                                                 estimate_micros=other.quote.micros, what=_what(target), tx=tx)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
+import sqlite3
 
 ALL = "all"
 TIMEZONE_KEY = "totals_timezone"
@@ -88,22 +88,22 @@ UPSERT_TAIL = (" ON CONFLICT(scope, scope_id, period) DO UPDATE SET"
                " open_holds = spend_totals.open_holds + excluded.open_holds")
 
 
-async def add(tx: aiosqlite.Connection, keys: Iterable[Key], change: Total) -> None:
+def add(conn: sqlite3.Connection, keys: Iterable[Key], change: Total) -> None:
     """Add ``change`` to every row in ``keys`` (created on first use), in one statement."""
     keys = list(keys)
-    await tx.execute(
+    conn.execute(
         "INSERT INTO spend_totals(scope, scope_id, period, charge_micros, holds, open_holds) VALUES "
         + ",".join(UPSERT_ROW for _ in keys) + UPSERT_TAIL,
         [v for key in keys for v in (*key, change.charge_micros, change.holds, change.open_holds)])
 
 
-async def read(run: Any, scopes: Iterable[tuple[str, str]], day: str, month: str) -> dict[Key, Total]:
+def read(conn: sqlite3.Connection, scopes: Iterable[tuple[str, str]], day: str, month: str) -> dict[Key, Total]:
     """The rows of ``scopes`` for today, this month and all time, in one query (missing = zero)."""
     scopes = list(scopes)
     where = " OR ".join("(scope = ? AND scope_id = ?)" for _ in scopes)
-    rows = await run(f"SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals"
-                     f" WHERE period IN (?, ?, ?) AND ({where})",
-                     (day, month, ALL, *(v for scope in scopes for v in scope)))
+    rows = conn.execute(f"SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals"
+                        f" WHERE period IN (?, ?, ?) AND ({where})",
+                        (day, month, ALL, *(v for scope in scopes for v in scope))).fetchall()
     return {(r[0], r[1], r[2]): Total(r[3], r[4], r[5]) for r in rows}
 
 
@@ -121,28 +121,28 @@ def expected(holds: Iterable[Mapping[str, Any]], tz: ZoneInfo) -> dict[Key, Tota
 HOLD_COLUMNS = "account, guild_id, created_at, state, estimate_micros, actual_micros, tool"
 
 
-async def stored_timezone(tx: aiosqlite.Connection) -> str | None:
-    row = await (await tx.execute("SELECT value FROM ledger_meta WHERE key = ?", (TIMEZONE_KEY,))).fetchone()
+def stored_timezone(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM ledger_meta WHERE key = ?", (TIMEZONE_KEY,)).fetchone()
     return None if row is None else row[0]
 
 
-async def rebuild(tx: aiosqlite.Connection, tz: ZoneInfo) -> int:
+def rebuild(conn: sqlite3.Connection, tz: ZoneInfo) -> int:
     """Replace every total with what the holds say, kept in ``tz``; returns the number of rows."""
-    holds = await (await tx.execute(f"SELECT {HOLD_COLUMNS} FROM holds")).fetchall()
+    holds = conn.execute(f"SELECT {HOLD_COLUMNS} FROM holds").fetchall()
     totals = expected(holds, tz)
-    await tx.execute("DELETE FROM spend_totals")
-    await tx.executemany(
+    conn.execute("DELETE FROM spend_totals")
+    conn.executemany(
         "INSERT INTO spend_totals(scope, scope_id, period, charge_micros, holds, open_holds) VALUES (?,?,?,?,?,?)",
         [(*key, t.charge_micros, t.holds, t.open_holds) for key, t in totals.items()])
-    await tx.execute("INSERT INTO ledger_meta(key, value) VALUES (?, ?)"
-                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (TIMEZONE_KEY, tz.key))
+    conn.execute("INSERT INTO ledger_meta(key, value) VALUES (?, ?)"
+                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (TIMEZONE_KEY, tz.key))
     return len(totals)
 
 
-async def ensure(tx: aiosqlite.Connection, tz: ZoneInfo) -> bool:
+def ensure(conn: sqlite3.Connection, tz: ZoneInfo) -> bool:
     """Inside a write transaction: build the totals if this database has none yet (it was made
     before they existed) or they were kept in another time zone. True if it rebuilt them."""
-    if await stored_timezone(tx) == tz.key:
+    if stored_timezone(conn) == tz.key:
         return False
-    await rebuild(tx, tz)
+    rebuild(conn, tz)
     return True
