@@ -679,14 +679,17 @@ class Ledger:
                      r["state"], r["job_id"], r["created_at"], r["job_state"]) for r in rows]
 
     def day_index(self, first: date, last: date) -> tuple[str, list[float], list[date]]:
-        """SQL that numbers a hold's calendar day (in the quota time zone) from ``first`` to ``last``:
-        a ``CASE`` over the days' starts, so grouping by day happens in SQLite, DST included."""
+        """SQL that numbers a hold's calendar day (in the quota time zone) from ``first`` to ``last``,
+        so grouping by day happens in SQLite. Days of 24 hours (UTC, or no clock change in the range)
+        are plain arithmetic; a range with a clock change uses a ``CASE`` over the days' starts."""
         days = [first + timedelta(days=i) for i in range(max((last - first).days, 0) + 1)]
-        starts = [datetime.combine(d, datetime.min.time(), self.tz).timestamp() for d in days[1:]]
-        if not starts:
+        starts = [datetime.combine(d, datetime.min.time(), self.tz).timestamp() for d in days]
+        if len(days) == 1:
             return "0", [], days
-        whens = " ".join(f"WHEN created_at < ? THEN {i}" for i in range(len(starts)))
-        return f"CASE {whens} ELSE {len(starts)} END", starts, days
+        if all(b - a == 86400 for a, b in zip(starts, starts[1:])):
+            return f"MIN(CAST((created_at - ?) / 86400 AS INTEGER), {len(days) - 1})", [starts[0]], days
+        whens = " ".join(f"WHEN created_at < ? THEN {i}" for i in range(len(days) - 1))
+        return f"CASE {whens} ELSE {len(days) - 1} END", starts[1:], days
 
     def day_of(self, ts: float) -> date:
         return datetime.fromtimestamp(ts, self.tz).date()
