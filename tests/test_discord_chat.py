@@ -240,6 +240,21 @@ async def test_a_banned_word_in_the_agents_prompt_is_refused_before_the_card(tmp
         await stop_bot(bot)
 
 
+async def test_a_banned_word_in_the_users_own_message_is_refused_before_the_model_sees_it(tmp_path, sim, llm):
+    llm.script = [{"text": "Hi."}]
+    bot = await chat_bot(tmp_path, sim, llm)
+    try:
+        await bot.records.add_rule(GUILD_ID, "word", "gory")
+        await bot.on_message(message(bot, "a gory fox"))
+        assert "does not allow (\"gory\")" in bot.recorder.calls[-1]["body"]["content"]
+        assert llm.requests == [] and not any(c["path"].endswith("/threads") for c in bot.recorder.calls)
+        await bot.on_message(message(bot, "hello"))
+        await bot.on_message(message(bot, "now gory", in_thread=True))
+        assert len(llm.requests) == 1 and "does not allow" in bot.recorder.calls[-1]["body"]["content"]
+    finally:
+        await stop_bot(bot)
+
+
 async def test_an_llm_error_mid_turn_is_shown_in_the_thread(tmp_path, sim, llm):
     llm.script = [card_script()[0], {"status": 429}]
     bot = await chat_bot(tmp_path, sim, llm)

@@ -249,9 +249,13 @@ class DiscordChat:
             if conversation.account != account.name:
                 await message.reply(NOT_YOURS, allowed_mentions=QUIET)
                 return
+            why = await self._refusal(place_of_message(message), text)
+            if why:
+                await message.reply(why, allowed_mentions=QUIET)
+                return
             await self.turn(conversation, place_of_message(message), account, text)
             return
-        why = await self._refusal(place_of_message(message))
+        why = await self._refusal(place_of_message(message), text)
         if why:
             await message.reply(why, allowed_mentions=QUIET)
             return
@@ -268,7 +272,7 @@ class DiscordChat:
         """``/ask``: every check first (private refusals), then a public reply with a thread on it."""
         place = Place(interaction.guild_id, interaction.channel_id or 0, interaction.channel, interaction.user.id,
                       interaction.app_permissions)
-        why = await self._refusal(place)
+        why = await self._refusal(place, prompt)
         if why:
             await reply_private(interaction, why)
             return
@@ -283,10 +287,12 @@ class DiscordChat:
                                                    surface="discord")
         await self.turn(conversation, place, account, prompt)
 
-    async def _refusal(self, place: Place) -> str | None:
-        """The server's rules for a new conversation (DMs, allowed channels, thread permissions)."""
+    async def _refusal(self, place: Place, text: str) -> str | None:
+        """The server's rules for a user's message to the agent: DMs, allowed channels, banned words
+        (in what they wrote, as in a slash command's prompt) and, for a new thread, its permissions."""
         settings = self.bot.settings.discord
-        why = await policy.refusal(place, settings, self.bot.records, None, {})  # type: ignore[arg-type]
+        why = await policy.refusal(place, settings, self.bot.records, None,  # type: ignore[arg-type]
+                                   {"prompt": text})
         if why:
             return why
         if place.guild_id is not None and not isinstance(place.channel, discord.Thread):
