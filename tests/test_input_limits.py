@@ -96,3 +96,38 @@ async def test_discord_options_past_the_limits_are_refused_privately_at_no_charg
             assert await jobs_of(bot) == [] and await spent(bot) == 0
         finally:
             await stop_bot(bot)
+
+
+def test_mcp_over_stdio_answers_requests_too_deep_or_long_to_read(tmp_path):
+    """The SDK's JSON reader refuses such a message; the client still gets an isError result, not silence."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "none.toml").write_text("")
+    env = {**os.environ, "VIDEOGEN_DB": str(tmp_path / "v.db"), "VIDEOGEN_CONFIG": str(tmp_path / "none.toml")}
+    server = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "mcp", "--simulate"], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def ask(line: str) -> dict:
+        server.stdin.write(line + "\n")
+        server.stdin.flush()
+        return json.loads(server.stdout.readline())
+
+    try:
+        ask(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+        call = '{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "pika_text_to_video", ' \
+               '"arguments": {"prompt": %s}}}'
+        deep = ask(call % (2, "[" * 5_000 + "]" * 5_000))
+        long = ask(call % (3, '"x", "seed": ' + "9" * 5_000))
+        listed = ask(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    for answer, request_id in ((deep, 2), (long, 3)):
+        assert answer["id"] == request_id and answer["result"]["isError"] is True
+        assert "Invalid arguments" in answer["result"]["content"][0]["text"]
+    assert listed["id"] == 4 and listed["result"]["tools"], "the server carries on"

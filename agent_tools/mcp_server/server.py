@@ -33,13 +33,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from .. import __version__
-from . import confirm, prompts, render, resources
+from . import confirm, prompts, render, resources, unreadable
 from ..agent import results
 from ..agent.executor import Executor, ToolResult
 from ..agent.schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
@@ -292,7 +293,11 @@ async def serve_stdio(toolkit: Toolkit, *, origin: Mapping[str, Any] | None = No
     local = toolkit.local_account()
     server = build_server(toolkit, lambda ctx: local, local_files=True, origin={"transport": "stdio", **(origin or {})})
     async with stdio_server() as (read, write):
-        await server.run(read, write, server.create_initialization_options())
+        forward, readable = unreadable.relay()
+        async with anyio.create_task_group() as group:
+            group.start_soon(unreadable.answer_unreadable, read, write, forward)
+            await server.run(readable, write, server.create_initialization_options())
+            group.cancel_scope.cancel()
 
 
 # -- HTTP: bearer tokens --------------------------------------------------------------------------
