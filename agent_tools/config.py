@@ -92,15 +92,43 @@ class WaveSpeedSettings(_Section):
     _urls = field_validator("base_url")(_http_url)
 
 
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(value: object) -> bool:
+    """A PostgreSQL URL (the shared store) rather than a SQLite file path (the embedded default)."""
+    return isinstance(value, str) and value.startswith(DATABASE_URL_SCHEMES)
+
+
+def redact_database_url(url: str) -> str:
+    """``url`` as messages may show it: the password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 class StorageSettings(_Section):
-    database: Path = Field(default_factory=lambda: user_data_dir() / "videogen.db")
+    database: Path | str = Field(default_factory=lambda: user_data_dir() / "videogen.db",
+                                 description="a SQLite file, or a postgresql:// URL shared by several processes")
     media_dir: Path = Field(default_factory=lambda: user_data_dir() / "media")
     max_download_mb: int = Field(default=500, ge=1, le=10_000,
                                  description="largest output file kept, in MiB")
     download_deadline_seconds: float = Field(default=900, gt=0, le=86_400,
                                              description="the longest one output download may take in all")
 
-    @field_validator("database", "media_dir")
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> Path | str:
+        if is_database_url(value):
+            return str(value)
+        if isinstance(value, str) and "://" in value:
+            raise ValueError("expected a file path (SQLite) or a postgresql:// URL")
+        return Path(str(value)).expanduser()
+
+    @field_validator("media_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()

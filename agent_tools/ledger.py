@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from . import totals
 from .config import LimitSettings, Settings
-from .db import Database, Transaction, placeholders
+from .db import Database, Transaction, lock_keys, placeholders
 from .errors import UserError
 from .money import format_usd, usd
 
@@ -251,7 +251,7 @@ class Ledger:
     async def add_account(self, name: str, *, actor: str = "") -> None:
         check_account_name(name)
         async with self.db.transaction() as tx:
-            cursor = await tx.execute("INSERT OR IGNORE INTO accounts(name, created_at) VALUES (?, ?)",
+            cursor = await tx.execute("INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                       (name, self.clock()))
             if cursor.rowcount == 0:
                 raise UserError(f"Account '{name}' already exists.")
@@ -280,8 +280,8 @@ class Ledger:
         name = f"discord-{user_id}"
         async with self.db.transaction() as tx:
             await self.ensure_account(name, tx)
-            await tx.execute("INSERT OR IGNORE INTO identities(kind, external_id, account, created_at)"
-                             " VALUES ('discord', ?, ?, ?)", (str(user_id), name, self.clock()))
+            await tx.execute("INSERT INTO identities(kind, external_id, account, created_at)"
+                             " VALUES ('discord', ?, ?, ?) ON CONFLICT DO NOTHING", (str(user_id), name, self.clock()))
         return await self.account_for_discord(user_id)
 
     async def link_discord(self, account: str, user_id: str | int, *, actor: str = "") -> None:
@@ -342,6 +342,7 @@ class Ledger:
             await self.require_account(scope_id)
         validate_limits(limits)
         async with self.db.transaction() as tx:
+            await tx.run(lambda conn: lock_keys(conn, [f"limits:{scope}:{scope_id}"]))  # two merges take turns
             merged = limits.over(await self.stored_limits(scope, scope_id, tx))  # read and write together
             await tx.execute(
                 "INSERT INTO limits(scope, scope_id, daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour,"
@@ -462,6 +463,7 @@ class Ledger:
 
     def _reserve_in(self, conn: sqlite3.Connection, who: Requester, estimate_micros: int, idempotency_key: str,
                     tool: str, what: str, now: float, hook: ReserveHook | None) -> Reservation:
+        totals.lock(conn, who.account, who.guild_id)  # first: the checks below must see every earlier hold
         existing = conn.execute("SELECT id, estimate_micros FROM holds WHERE idempotency_key = ?",
                                 (idempotency_key,)).fetchone()
         if existing is not None:
@@ -551,7 +553,12 @@ class Ledger:
                        actor: str = "") -> bool:
         now = self.clock()
         ends = to in ("settled", "released")
-        if ends:  # before the change, so a first build of the totals cannot count it twice
+        if ends:
+            scopes = conn.execute("SELECT account, guild_id FROM holds WHERE id = ?", (hold_id,)).fetchone()
+            if scopes is None:
+                return False
+            totals.lock(conn, scopes[0], scopes[1])  # its totals change: take turns with reservations
+            # before the change, so a first build of the totals cannot count it twice
             totals.ensure(conn, self.tz)
         row = conn.execute(
             f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
@@ -586,6 +593,7 @@ class Ledger:
         raise_by = estimate_micros - held
         now = self.clock()
         if raise_by > 0:
+            totals.lock(conn, account, guild_id)
             totals.ensure(conn, self.tz)
             limits = self._effective_limits_in(conn, who)
             used = self._usage_in(conn, limits, now)
@@ -754,10 +762,10 @@ class Ledger:
         row = await self.db.fetchone(
             "SELECT COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_micros END), 0),"
             " COALESCE(SUM(CASE WHEN state IN ('held','submitted') THEN estimate_micros END), 0),"
-            " COALESCE(SUM(state = 'released'), 0), COUNT(*) FROM holds")
+            " COALESCE(SUM(CASE WHEN state = 'released' THEN 1 ELSE 0 END), 0), COUNT(*) FROM holds")
         audit = await self.db.fetchone(
             "SELECT COALESCE(SUM(CASE WHEN event = 'settled' THEN amount END), 0),"
-            " COALESCE(SUM(event = 'reserve'), 0) FROM audit")
+            " COALESCE(SUM(CASE WHEN event = 'reserve' THEN 1 ELSE 0 END), 0) FROM audit")
         return {"settled_micros": row[0], "open_micros": row[1], "released": row[2], "holds": row[3],
                 "audit_settled_micros": audit[0], "audit_reserves": audit[1]}
 

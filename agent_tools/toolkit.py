@@ -34,6 +34,7 @@ from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .money import format_usd
 from .providers.errors import ProviderError
+from .store import open_database
 
 LOCAL_ACCOUNT = "local"
 
@@ -180,7 +181,7 @@ class Toolkit:
     async def open(cls, settings: Settings, *, adapters: Mapping[str, ProviderAdapter] | None = None,
                    resume: bool = True, **engine_options: Any) -> "Toolkit":
         """Open the database, build adapters and the engine, and resume unfinished jobs."""
-        db = await Database.open(settings.storage.database)
+        db = await open_database(settings.storage.database)
         adapters = dict(adapters) if adapters is not None else ProviderAdapters(settings)
         media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
                            deadline_seconds=settings.storage.download_deadline_seconds,

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite3
 
+from .db import lock_keys
+
 ALL = "all"
 TIMEZONE_KEY = "totals_timezone"
 TOKEN_PREFIX = "llm:"
@@ -65,6 +67,13 @@ def periods(created_at: float, tz: ZoneInfo) -> tuple[str, str]:
 def scopes_of(account: str, guild_id: str | None) -> list[tuple[str, str]]:
     """Every scope a hold counts in (a guild only when the hold was made in one)."""
     return [("account", account), *([("guild", guild_id)] if guild_id else []), ("global", "")]
+
+
+def lock(conn: Any, account: str, guild_id: str | None) -> None:
+    """Take turns with every other transaction that reads or changes these scopes' totals (a
+    no-op on SQLite, whose writers already take turns; advisory locks on PostgreSQL). First in a
+    transaction body, before it reads a total or a hold."""
+    lock_keys(conn, [f"spend:{scope}:{scope_id}" for scope, scope_id in scopes_of(account, guild_id)])
 
 
 def keys_of(account: str, guild_id: str | None, created_at: float, tz: ZoneInfo) -> list[Key]:
@@ -143,6 +152,9 @@ def ensure(conn: sqlite3.Connection, tz: ZoneInfo) -> bool:
     """Inside a write transaction: build the totals if this database has none yet (it was made
     before they existed) or they were kept in another time zone. True if it rebuilt them."""
     if stored_timezone(conn) == tz.key:
+        return False
+    lock_keys(conn, ["spend:global:"])  # every hold counts in the global scope: all writers wait
+    if stored_timezone(conn) == tz.key:  # another process built them while this one waited
         return False
     rebuild(conn, tz)
     return True

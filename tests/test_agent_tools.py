@@ -30,8 +30,9 @@ ALICE = Account("alice")
 
 
 @pytest.fixture
-async def kit(tmp_path, sim):
-    toolkit = await Toolkit.open(make_settings(tmp_path, sim))
+async def kit(tmp_path, sim, database_url):
+    """A Toolkit on each engine: a SQLite file, then a PostgreSQL schema."""
+    toolkit = await Toolkit.open(make_settings(tmp_path, sim, database=database_url))
     yield toolkit
     await toolkit.close()
 

@@ -16,6 +16,7 @@ from agent_tools.cli import main
 from agent_tools.config import Settings
 from agent_tools.db import MIGRATIONS, Database, statements
 from agent_tools.ledger import Ledger, Limits, QuotaExceeded, Requester
+from agent_tools.store import open_database
 
 PIKA = "pika_text_to_video"
 
@@ -43,10 +44,10 @@ async def totals_of(db: Database) -> dict[tuple[str, str, str], tuple[int, int, 
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
 
 
-async def test_every_reserve_settle_and_release_moves_the_totals_of_each_scope(tmp_path):
+async def test_every_reserve_settle_and_release_moves_the_totals_of_each_scope(database_url):
     clock = Clock(ts("2026-03-31T23:30:00"))
-    async with await Database.open(tmp_path / "v.db") as db:
-        ledger = Ledger(db, settings_for(tmp_path / "v.db"), clock=clock)
+    async with await open_database(database_url) as db:
+        ledger = Ledger(db, settings_for(database_url), clock=clock)
         a = await ledger.reserve(Requester("alice", guild_id="g1"), 500_000, "a", tool=PIKA)
         b = await ledger.reserve(Requester("alice"), 300_000, "b", tool=PIKA)
         clock.now = ts("2026-04-01T00:30:00")  # a new day and month: the holds stay in March

@@ -12,9 +12,12 @@ import hashlib
 import sqlite3
 import time
 from datetime import date, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 
@@ -27,6 +30,7 @@ from agent_tools.jobs import JobNotFound, JobState
 from agent_tools.ledger import Ledger, Limits, QuotaExceeded, Requester, parse_usd, validate_limits
 from agent_tools.money import usd
 from agent_tools.simulator import SimSettings, Simulator
+from agent_tools.store import open_database
 from agent_tools.toolkit import Account, Toolkit
 
 ALICE = Account("alice")
@@ -56,9 +60,9 @@ class Clock:
 
 
 def make_settings(tmp_path: Path, *, default: dict | None = None, glob: dict | None = None, timezone: str = "UTC",
-                  sim: Simulator | None = None, admins: list[str] | None = None) -> Settings:
+                  sim: Simulator | None = None, admins: list[str] | None = None, database: str | None = None) -> Settings:
     data: dict = {
-        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "storage": {"database": database or str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
         "quotas": {"timezone": timezone, "default": default or {}, "global": glob or {}},
         "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
         "admins": {"accounts": admins or []},
@@ -70,13 +74,14 @@ def make_settings(tmp_path: Path, *, default: dict | None = None, glob: dict | N
 
 
 @pytest.fixture
-async def open_ledger(tmp_path):
-    """``await open_ledger(default=..., clock=...)``: a Ledger on a fresh file, closed afterwards."""
+async def open_ledger(tmp_path, database_url):
+    """``await open_ledger(default=..., clock=...)``: a Ledger on a fresh database (a SQLite file,
+    then a PostgreSQL schema), closed afterwards."""
     opened: list[Database] = []
 
     async def make(*, clock=None, **options) -> Ledger:
-        settings = make_settings(tmp_path, **options)
-        db = await Database.open(settings.storage.database)
+        settings = make_settings(tmp_path, database=database_url, **options)
+        db = await open_database(settings.storage.database)
         opened.append(db)
         return Ledger(db, settings, clock=clock or time.time)
 
@@ -97,8 +102,8 @@ LIMITED = {"daily_usd": "5", "concurrent_jobs": 5, "jobs_per_hour": 100}
 
 
 @pytest.fixture
-async def kit(tmp_path, sim):
-    toolkit = await Toolkit.open(make_settings(tmp_path, default=LIMITED, sim=sim))
+async def kit(tmp_path, sim, database_url):
+    toolkit = await Toolkit.open(make_settings(tmp_path, default=LIMITED, sim=sim, database=database_url))
     yield toolkit
     await toolkit.close()
 
@@ -320,19 +325,23 @@ async def test_the_audit_refuses_update_and_delete(open_ledger):
     ledger = await open_ledger()
     hold = (await reserve(ledger, 500_000, "a")).hold_id
     await ledger.settle(hold, 500_000)
-    with pytest.raises(sqlite3.IntegrityError, match="audit is append-only"):
+    refused = (sqlite3.IntegrityError, psycopg.errors.RaiseException)  # the engine's own rule, either engine
+    with pytest.raises(refused, match="audit is append-only"):
         async with ledger.db.transaction() as tx:
             await tx.execute("UPDATE audit SET amount = 0 WHERE event = 'settled'")
-    with pytest.raises(sqlite3.IntegrityError, match="audit is append-only"):
+    with pytest.raises(refused, match="audit is append-only"):
         async with ledger.db.transaction() as tx:
             await tx.execute("DELETE FROM audit")
-    other = sqlite3.connect(ledger.db.path)  # another process, outside the app's code
+    # another process, outside the app's code
+    other = (sqlite3.connect(ledger.db.path) if isinstance(ledger.db, Database)
+             else psycopg.connect(ledger.db.url, autocommit=True))
     try:
         for sql in ("UPDATE audit SET detail = 'x'", "DELETE FROM audit WHERE seq = 1"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            with pytest.raises(refused, match="append-only"):
                 other.execute(sql)
     finally:
         other.close()
+    assert await ledger.db.scalar("SELECT COUNT(*) FROM audit WHERE detail = 'x'") == 0
     assert await audit_events(ledger.db, hold) == [("reserve", 500_000), ("settled", 500_000)]
 
 
@@ -792,28 +801,43 @@ async def test_a_lock_between_reserve_and_submit_stops_the_submit_and_is_recover
         await assert_books_agree(later.ledger)
 
 
+def other_writer(db) -> tuple[Any, Callable[[], None], Callable[[], None]]:
+    """Another process's connection, and how it takes and lets go of what a reservation waits
+    for: SQLite's write lock, or PostgreSQL's advisory lock on the global spend scope."""
+    if isinstance(db, Database):
+        other = sqlite3.connect(db.path, isolation_level=None, timeout=0.5)
+        return other, lambda: other.execute("BEGIN EXCLUSIVE"), lambda: other.execute("ROLLBACK")
+    other = psycopg.connect(db.url, autocommit=True)
+
+    def take() -> None:
+        other.execute("BEGIN")
+        other.execute("SELECT pg_advisory_xact_lock(hashtextextended('spend:global:', 0))")
+    return other, take, lambda: other.execute("ROLLBACK")
+
+
 async def test_a_reservation_cancelled_while_waiting_for_the_lock_leaves_the_database_usable(open_ledger):
     ledger = await open_ledger()
-    other = sqlite3.connect(ledger.db.path, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")
+    other, take, let_go = other_writer(ledger.db)
+    take()
     task = asyncio.create_task(reserve(ledger, 1, "a"))
-    await asyncio.sleep(0.2)  # waiting on busy_timeout inside BEGIN IMMEDIATE
+    await asyncio.sleep(0.2)  # waiting: on busy_timeout inside BEGIN IMMEDIATE, or on the advisory lock
     task.cancel()  # e.g. the Discord interaction or MCP request was given up
     await asyncio.sleep(0.05)
-    other.execute("ROLLBACK")  # the other process lets go soon after (else the cancel waits out busy_timeout)
+    let_go()  # the other process lets go soon after (else the cancel waits out busy_timeout)
     started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 5
     await asyncio.sleep(0.3)
-    third = sqlite3.connect(ledger.db.path, isolation_level=None, timeout=0.5)
+    third, take, let_go = other_writer(ledger.db)
     try:
-        third.execute("BEGIN IMMEDIATE")  # another process can still write
-        third.execute("ROLLBACK")
+        take()  # another process can still write
+        let_go()
         await reserve(ledger, 1, "b")  # and so can this one
     finally:
         third.close()
         other.close()
+    assert await ledger.db.scalar("SELECT COUNT(*) FROM holds") == 1
     await assert_books_agree(ledger)
 
 
@@ -839,6 +863,8 @@ async def test_tokens_are_shown_once_and_stored_only_as_their_hash(tmp_path, ope
                          (hashlib.sha256(other.encode()).hexdigest(),))
     assert await ledger.account_for_token(other) is None
 
+    if not isinstance(ledger.db, Database):
+        return  # the rows above are all PostgreSQL stores; the bytes on disk are the server's
     path = ledger.db.path
     await ledger.db.close()  # checkpoint the WAL into the file; then look at every byte on disk
     on_disk = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))

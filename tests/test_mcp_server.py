@@ -45,19 +45,20 @@ async def sim():
     await simulator.stop()
 
 
-def make_settings(tmp_path, sim: Simulator, quotas: dict | None = None) -> Settings:
+def make_settings(tmp_path, sim: Simulator, quotas: dict | None = None, database: str | None = None) -> Settings:
     return Settings.model_validate({
         "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
         "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
-        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "storage": {"database": database or str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
         "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
         "quotas": {"default": quotas or {}},
     })
 
 
 @pytest.fixture
-async def kit(tmp_path, sim):
-    toolkit = await Toolkit.open(make_settings(tmp_path, sim))
+async def kit(tmp_path, sim, database_url):
+    """A Toolkit on each engine: a SQLite file, then a PostgreSQL schema."""
+    toolkit = await Toolkit.open(make_settings(tmp_path, sim, database=database_url))
     yield toolkit
     await toolkit.close()
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from ..config import Settings, StorageSettings
+from ..config import Settings, StorageSettings, is_database_url
 
 if TYPE_CHECKING:
     import httpx
@@ -45,9 +45,13 @@ log = logging.getLogger(__name__)
 
 
 def sandbox_storage(storage: StorageSettings) -> StorageSettings:
-    """Where simulated runs keep their database and media: ``simulated/`` beside the real database."""
-    folder = storage.database.parent / SANDBOX
-    return storage.model_copy(update={"database": folder / storage.database.name, "media_dir": folder / "media"})
+    """Where simulated runs keep their database and media: ``simulated/`` beside the real database
+    (a SQLite file even when the real one is a PostgreSQL server: then beside the media folder)."""
+    if is_database_url(storage.database):
+        folder, name = storage.media_dir.parent / SANDBOX, "videogen.db"
+    else:
+        folder, name = storage.database.parent / SANDBOX, storage.database.name
+    return storage.model_copy(update={"database": folder / name, "media_dir": folder / "media"})
 
 
 async def end_stranded_jobs(settings: Settings, simulator_url: str) -> int:
@@ -84,21 +88,29 @@ IDENTITY_TABLES = ("accounts", "identities", "tokens", "limits")
 """Copied real → sandbox (in this order: identities and tokens refer to accounts)."""
 
 
-async def copy_identities(real: Path, settings: Settings) -> None:
+async def copy_identities(real: Path | str, settings: Settings) -> None:
     """Copy who is who (accounts, identities, tokens, limits) from the real database, opened
     read-only, into the sandbox. No real database yet: nothing to copy."""
     from ..db import Database
+    from ..store import open_database
 
-    if not real.exists():
+    if is_database_url(real):
+        async with await open_database(real) as source:  # only read
+            tables = {}
+            for name in IDENTITY_TABLES:
+                rows = await source.fetchall(f"SELECT * FROM {name}")
+                tables[name] = ([tuple(r) for r in rows], rows[0].keys() if rows else [])
+    elif not Path(real).exists():
         return
-    try:
-        with contextlib.closing(sqlite3.connect(f"{real.resolve().as_uri()}?mode=ro", uri=True)) as source:
-            tables = {name: (source.execute(f"SELECT * FROM {name}").fetchall(),
-                             [c[1] for c in source.execute(f"PRAGMA table_info({name})")])
-                      for name in IDENTITY_TABLES}
-    except sqlite3.Error as exc:
-        log.warning("could not read accounts and limits from %s (%s); the sandbox keeps its own", real, exc)
-        return
+    else:
+        try:
+            with contextlib.closing(sqlite3.connect(f"{Path(real).resolve().as_uri()}?mode=ro", uri=True)) as source:
+                tables = {name: (source.execute(f"SELECT * FROM {name}").fetchall(),
+                                 [c[1] for c in source.execute(f"PRAGMA table_info({name})")])
+                          for name in IDENTITY_TABLES}
+        except sqlite3.Error as exc:
+            log.warning("could not read accounts and limits from %s (%s); the sandbox keeps its own", real, exc)
+            return
     async with await Database.open(settings.storage.database) as sandbox:
         async with sandbox.transaction() as tx:
             for name in IDENTITY_TABLES:

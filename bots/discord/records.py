@@ -50,8 +50,8 @@ class BotRecords:
     async def add_rule(self, guild_id: int | str, kind: str, value: str) -> bool:
         """False if it was already there."""
         async with self.db.transaction() as tx:
-            cursor = await tx.execute("INSERT OR IGNORE INTO discord_rules(guild_id, kind, value, created_at)"
-                                      " VALUES (?, ?, ?, ?)", (str(guild_id), kind, value, self.clock()))
+            cursor = await tx.execute("INSERT INTO discord_rules(guild_id, kind, value, created_at)"
+                                      " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (str(guild_id), kind, value, self.clock()))
             return cursor.rowcount == 1
 
     async def remove_rule(self, guild_id: int | str, kind: str, value: str) -> bool:

@@ -35,8 +35,9 @@ class BotState:
         """A job whose outcome must be posted, even if this process stops first; claimed by this
         process. False if another live process already holds its claim."""
         async with self.db.transaction() as tx:
-            await tx.execute("INSERT OR IGNORE INTO discord_deliveries(job_id, created_at, owner, lease_until)"
-                             " VALUES (?, ?, ?, ?)", (job_id, self.clock(), self.owner, self.clock() + self.lease_seconds))
+            await tx.execute("INSERT INTO discord_deliveries(job_id, created_at, owner, lease_until)"
+                             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             (job_id, self.clock(), self.owner, self.clock() + self.lease_seconds))
         return await self.claim(job_id)
 
     async def claim(self, job_id: str) -> bool:

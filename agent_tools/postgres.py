@@ -1,0 +1,332 @@
+"""PostgreSQL behind the same interface as the SQLite ``Database``: the shared store of several
+processes on several machines (``VIDEOGEN_DB=postgresql://…``).
+
+Every difference between the two engines lives here, so the ledger, the job engine and the bot
+write one SQL (SQLite's, with ``?`` placeholders) and never ask which engine runs it:
+
+- **Statements** are rewritten once per distinct text (``to_postgres``): ``?`` → ``%s``, a literal
+  ``%`` → ``%%``, ``group_concat`` → ``string_agg``.
+- **Migrations** are db.py's one numbered list, its DDL translated (``migration_statements``):
+  ``INTEGER`` → ``BIGINT`` (micro-dollars, seeds and Discord ids pass 2³¹), ``REAL`` → ``DOUBLE
+  PRECISION`` (a 4-byte ``real`` would round timestamps to minutes), ``AUTOINCREMENT`` → an identity
+  column, and SQLite's ``RAISE(ABORT, …)`` triggers → a plpgsql trigger function, so the audit stays
+  append-only by the database's own rule. The version is kept in ``schema_version``; two processes
+  starting together migrate one after the other (an advisory lock).
+- **Results**: ``SUM`` of a ``BIGINT`` is ``numeric`` on PostgreSQL; whole numbers come back as
+  ``int`` as on SQLite. Rows answer by index and by column name, like ``sqlite3.Row``.
+- **Isolation and locking**: every connection is pinned to READ COMMITTED, where a conditional
+  ``UPDATE … WHERE state = …`` that waited for another writer re-checks its condition against the
+  committed row (so a job or a hold changes state once). SQLite's ``BEGIN IMMEDIATE`` serialises all
+  writers; here a read-then-write such as a reservation first takes transaction-scoped advisory
+  locks on the keys it depends on (``lock_keys``), in sorted order so two writers never deadlock,
+  released at commit — safe behind PgBouncer's transaction pooling, unlike session locks.
+
+psycopg 3 with psycopg-pool is the driver: it speaks both sync and async, its ``%s`` parameters are
+a plain rewrite of ``?``, and it has ``COPY`` for ``videogen db copy`` and ``notifies()`` for
+LISTEN/NOTIFY. It is an optional extra; without it the one message says how to install it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .config import redact_database_url
+from .db import MIGRATIONS, DatabaseUnavailable, statements
+
+INSTALL = "pip install 'videogen[postgres]'"
+POOL_SIZE = 10
+CONNECT_TIMEOUT_SECONDS = 10
+MIGRATION_LOCK = "videogen:migrations"
+
+
+def require_driver() -> Any:
+    """The psycopg module, or the one clear message that says how to install it."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401  (the pool is part of the extra)
+    except ImportError:
+        raise DatabaseUnavailable(
+            "The database setting names a PostgreSQL server, but the PostgreSQL driver is not installed. "
+            f"Install it with: {INSTALL}  (psycopg 3 and psycopg-pool), then start again.") from None
+    return psycopg
+
+
+# -- statements ------------------------------------------------------------------------------
+
+_LITERAL_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%|\bgroup_concat\s*\(", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def to_postgres(sql: str) -> str:
+    """One SQLite statement in PostgreSQL's words (placeholders and the few spellings that differ)."""
+    def swap(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text.startswith("'"):
+            return text.replace("%", "%%")  # psycopg reads % inside literals too
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        return "string_agg("
+    return _LITERAL_OR_MARK.sub(swap, sql)
+
+
+_TRIGGER = re.compile(r"CREATE\s+TRIGGER\s+(\w+)\s+BEFORE\s+(UPDATE|DELETE|INSERT)\s+ON\s+(\w+)\s+BEGIN\s+"
+                      r"SELECT\s+RAISE\s*\(\s*ABORT\s*,\s*'((?:[^']|'')*)'\s*\)\s*;\s*END\s*;?\s*$",
+                      re.IGNORECASE | re.DOTALL)
+
+
+def translate_ddl(statement: str) -> list[str]:
+    """One SQLite migration statement as the PostgreSQL statements that do the same."""
+    trigger = _TRIGGER.match(statement.strip())
+    if trigger:
+        name, event, table, message = trigger.groups()
+        return [f"CREATE OR REPLACE FUNCTION {name}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                f" BEGIN RAISE EXCEPTION '{message}'; END $$",
+                f"CREATE TRIGGER {name} BEFORE {event.upper()} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_refuse()"]
+    if re.match(r"\s*CREATE\s+TRIGGER", statement, re.IGNORECASE):
+        raise ValueError(f"no PostgreSQL form for this trigger; give the migration one: {statement[:80]}")
+    ddl = re.sub(r"\bINTEGER\s+PRIMARY\s+KEY\s+AUTOINCREMENT\b", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                 statement, flags=re.IGNORECASE)
+    ddl = re.sub(r"\bINTEGER\b", "BIGINT", ddl, flags=re.IGNORECASE)
+    ddl = re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl, flags=re.IGNORECASE)
+    return [ddl.rstrip().rstrip(";")]
+
+
+def migration_statements(number: int) -> list[str]:
+    """Migration ``number`` (1-based) of db.py's list, as PostgreSQL statements."""
+    return [pg for statement in statements(MIGRATIONS[number - 1]) for pg in translate_ddl(statement)]
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+class Row(Sequence[Any]):
+    """A result row that answers by index and by column name, like ``sqlite3.Row``."""
+
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values = tuple(values)
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, (Row, tuple)) else other)
+
+    def __repr__(self) -> str:
+        return f"Row{self._values!r}"
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Any:
+    description = cursor.description
+    if description is None:
+        return tuple
+    index = {column.name: i for i, column in enumerate(description)}
+    return lambda values: Row(values, index)
+
+
+def _plain(value: Decimal) -> int | Decimal:
+    return int(value) if value == value.to_integral_value() else value
+
+
+@lru_cache(maxsize=1)
+def _numeric_loaders() -> tuple[type, type]:
+    from psycopg.types.numeric import NumericBinaryLoader, NumericLoader
+
+    class Text(NumericLoader):
+        def load(self, data: Any) -> Any:
+            return _plain(super().load(data))
+
+    class Binary(NumericBinaryLoader):
+        def load(self, data: Any) -> Any:
+            return _plain(super().load(data))
+
+    return Text, Binary
+
+
+def _whole_numbers(conn: Any) -> None:
+    """``SUM`` of integers arrives as ``numeric``; give whole numbers back as ``int``, as SQLite does."""
+    for loader in _numeric_loaders():
+        conn.adapters.register_loader("numeric", loader)
+
+
+# -- the database ----------------------------------------------------------------------------
+
+class Cursor:
+    """What ``Transaction.execute`` returns: ``rowcount`` and awaitable ``fetchone``/``fetchall``."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+
+    async def fetchone(self) -> Row | None:
+        return await self._cursor.fetchone() if self._cursor.description is not None else None
+
+    async def fetchall(self) -> list[Row]:
+        return await self._cursor.fetchall() if self._cursor.description is not None else []
+
+
+class Transaction:
+    """One open transaction on a pooled connection; the statements are SQLite's, rewritten."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        cursor = self._conn.cursor(row_factory=_row_factory)
+        await cursor.execute(to_postgres(sql), tuple(args))
+        return Cursor(cursor)
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        async with self._conn.cursor() as cursor:
+            await cursor.executemany(to_postgres(sql), [tuple(r) for r in rows])
+
+    async def lock_keys(self, keys: Sequence[str]) -> None:
+        """Wait for, then hold until commit, an advisory lock on each key — in sorted order, so two
+        transactions asking for overlapping keys queue instead of deadlocking."""
+        for key in sorted(set(keys)):
+            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Delivered to the listeners when (and only if) this transaction commits."""
+        await self._conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+class PostgresDatabase:
+    """A process's pool of connections to the shared PostgreSQL database."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, pool: Any) -> None:
+        self.url = url
+        self.path = redact_database_url(url)  # what messages may show: never the password
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> "PostgresDatabase":
+        psycopg = require_driver()
+        from psycopg_pool import AsyncConnectionPool
+
+        shown = redact_database_url(url)
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True,
+                                                             connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+                await _configure(conn)
+                await migrate(conn)
+        except psycopg.Error as exc:
+            raise _unavailable(shown, exc) from None
+        pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
+                                   kwargs={"autocommit": True, "prepare_threshold": None,
+                                           "connect_timeout": CONNECT_TIMEOUT_SECONDS})
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        return cls(url, pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> "PostgresDatabase":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """BEGIN … COMMIT on a connection of the pool (READ COMMITTED); any exception rolls back.
+        A connection lost on the way is ``DatabaseUnavailable`` (the pool drops it); nothing is
+        retried here, because only the caller knows whether its work may run twice."""
+        import psycopg
+
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    yield Transaction(conn)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.path, exc) from None
+
+    async def _read(self, sql: str, args: Sequence[Any], one: bool) -> Any:
+        """One read on a pooled connection; once more on a fresh one if the server dropped the
+        first (a restart, an idle timeout): a read is safe to repeat."""
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection() as conn:
+                    cursor = conn.cursor(row_factory=_row_factory)
+                    await cursor.execute(to_postgres(sql), tuple(args))
+                    return await (cursor.fetchone() if one else cursor.fetchall())
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not conn.closed:
+                    raise _unavailable(self.path, exc) from None
+        raise AssertionError("unreachable")
+
+    async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        return await self._read(sql, args, True)
+
+    async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return await self._read(sql, args, False)
+
+    async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = await self.fetchone(sql, args)
+        return None if row is None else row[0]
+
+    async def version(self) -> int:
+        return int(await self.scalar("SELECT version FROM schema_version"))
+
+
+async def _configure(conn: Any) -> None:
+    from psycopg import IsolationLevel
+
+    _whole_numbers(conn)
+    await conn.set_isolation_level(IsolationLevel.READ_COMMITTED)
+
+
+async def migrate(conn: Any) -> int:
+    """Run the migrations this database has not had yet, all in one transaction; the version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
+        row = await (await conn.execute("SELECT version FROM schema_version")).fetchone()
+        if row is None:
+            await conn.execute("INSERT INTO schema_version(version) VALUES (0)")
+        version = 0 if row is None else row[0]
+        if version > len(MIGRATIONS):
+            raise DatabaseUnavailable(f"This database was made by a newer videogen (schema version {version}, this one "
+                                      f"knows {len(MIGRATIONS)}); upgrade videogen.")
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            for statement in migration_statements(number):
+                await conn.execute(statement)
+        await conn.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS),))
+    return len(MIGRATIONS)
+
+
+def _unavailable(shown: str, exc: BaseException) -> DatabaseUnavailable:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "password" in text or "authentication" in text:
+        hint = "check the user and password in the URL (or the server's pg_hba.conf)"
+    elif "does not exist" in text and "database" in text:
+        hint = "create the database first (createdb NAME), or name an existing one in the URL"
+    elif "connect" in text or "timeout" in text.lower() or "refused" in text:
+        hint = "check that the server runs and the host and port in the URL are right"
+    else:
+        hint = "check the server and the URL"
+    return DatabaseUnavailable(f"The database {shown} cannot be used ({text}): {hint}.")
