@@ -29,7 +29,7 @@ LISTEN/NOTIFY. It is an optional extra; without it the one message says how to i
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -205,6 +205,30 @@ class Transaction:
         transactions asking for overlapping keys queue instead of deadlocking."""
         for key in sorted(set(keys)):
             await self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+    async def columns(self, table: str) -> list[str]:
+        """The columns of one of this schema's tables, in their order."""
+        cursor = await self.execute("SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                                    " current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))
+        return [r[0] for r in await cursor.fetchall()]
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY table (columns) FROM STDIN``: the bulk load ``videogen db copy`` uses (it writes
+        explicit values into identity columns too; ``reset_identities`` then moves them on)."""
+        async with self._conn.cursor() as cursor:
+            async with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    await copy.write_row(tuple(row))
+
+    async def reset_identities(self) -> None:
+        """Move every identity column's sequence past the highest id in its table, so the next
+        row inserted after a bulk load does not collide with a loaded one."""
+        cursor = await self.execute("SELECT table_name, column_name FROM information_schema.columns"
+                                    " WHERE table_schema = current_schema() AND is_identity = 'YES'")
+        for table, column in await cursor.fetchall():
+            await self._conn.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s),"
+                                     f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)",
+                                     (table, column))
 
     async def notify(self, channel: str, payload: str) -> None:
         """Delivered to the listeners when (and only if) this transaction commits."""
