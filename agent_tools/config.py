@@ -233,6 +233,8 @@ class McpSettings(_Section):
     confirm_above_usd: Decimal | None = Field(
         default=None, ge=0, le=MAX_USD,
         description="ask clients that support elicitation to confirm a run priced above this; unset = never ask")
+    stateless_http: bool = Field(
+        default=False, description="no MCP session kept between HTTP requests, so any replica answers any request")
 
 
 class WebSettings(_Section):

@@ -80,10 +80,12 @@ async def start_sim(recording: Recording):
     return sim
 
 
-def base_settings(tmp_path: Path, sim) -> dict[str, Any]:
+def base_settings(tmp_path: Path, sim, database: str | None = None) -> dict[str, Any]:
+    """Settings every process shares: the simulator, the media folder and one database (a SQLite
+    file by default, or ``database``, such as a PostgreSQL URL)."""
     return {"fal": {"queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
             "wavespeed": {"base_url": sim.wavespeed_base_url},
-            "storage": {"database": str(tmp_path / "shared.db"), "media_dir": str(tmp_path / "media")},
+            "storage": {"database": database or str(tmp_path / "shared.db"), "media_dir": str(tmp_path / "media")},
             "polling": {"initial_seconds": 0.02, "max_seconds": 0.1, "factor": 1.5},
             "quotas": {"default": {}}}
 
@@ -94,20 +96,28 @@ async def finish(proc, timeout: float = 60) -> str:
     return out.decode()
 
 
-def rows(db_path: Path, sql: str, *args: Any) -> list[sqlite3.Row]:
-    with sqlite3.connect(db_path) as conn:
+def rows(database: Path | str, sql: str, *args: Any) -> list[Any]:
+    """Rows (by column name) read straight from the shared database, past every process's code."""
+    if str(database).startswith("postgresql://"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(str(database), row_factory=dict_row) as conn:
+            return conn.execute(sql.replace("?", "%s"), args).fetchall()
+    with sqlite3.connect(database) as conn:
         conn.row_factory = sqlite3.Row
         return conn.execute(sql, args).fetchall()
 
 
-def books(db_path: Path) -> dict[str, int]:
+def books(db_path: Path | str) -> dict[str, int]:
     """Settled spend against the audit, open holds, releases: the checks of test_ledger_processes."""
     [holds] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN state = 'settled' THEN actual_micros END), 0) AS settled,"
                             " COALESCE(SUM(CASE WHEN state IN ('held','submitted') THEN estimate_micros END), 0) AS open,"
-                            " COALESCE(SUM(state = 'released'), 0) AS released, COUNT(*) AS holds FROM holds")
+                            " COALESCE(SUM(CASE WHEN state = 'released' THEN 1 ELSE 0 END), 0) AS released,"
+                            " COUNT(*) AS holds FROM holds")
     [audit] = rows(db_path, "SELECT COALESCE(SUM(CASE WHEN event = 'settled' THEN amount END), 0) AS settled,"
-                            " COALESCE(SUM(event = 'settled'), 0) AS settles,"
-                            " COALESCE(SUM(event = 'released'), 0) AS releases FROM audit")
+                            " COALESCE(SUM(CASE WHEN event = 'settled' THEN 1 ELSE 0 END), 0) AS settles,"
+                            " COALESCE(SUM(CASE WHEN event = 'released' THEN 1 ELSE 0 END), 0) AS releases FROM audit")
     return {"settled": holds["settled"], "open": holds["open"], "released": holds["released"],
             "holds": holds["holds"], "audit_settled": audit["settled"], "audit_settles": audit["settles"],
             "audit_releases": audit["releases"]}

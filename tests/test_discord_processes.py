@@ -2,7 +2,7 @@
 
 Each bot process is the real ``VideoBot`` with the recording harness of ``test_discord_bot`` (real
 interactions through the command tree, every Discord call recorded, nothing sent), a Toolkit on
-the shared SQLite file and the simulator (in the test process) on loopback. One process starts jobs
+the shared database (a SQLite file, then a PostgreSQL schema) and the simulator (in the test process) on loopback. One process starts jobs
 and is killed with ``kill -9`` before they finish; two others start jobs of their own and watch:
 each result is posted by exactly one process, the dead one's after its claims lapse. Run as a
 script, this file is the bot process:
@@ -72,14 +72,14 @@ async def spawn(base: dict[str, Any], name: str, start_count: int, expected: int
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
-async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_ones(tmp_path):
+async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_ones(tmp_path, database_url):
     from processes import Recording, base_settings, finish, rows, start_sim
 
     recording = Recording()
     sim = await start_sim(recording)
-    db = tmp_path / "shared.db"
+    db = database_url
     try:
-        base = base_settings(tmp_path, sim)
+        base = base_settings(tmp_path, sim, database_url)
         doomed = await spawn(base, "doomed", 3, -1)
         try:
             assert (await asyncio.wait_for(doomed.stdout.readline(), 60)).strip() == b"started", \

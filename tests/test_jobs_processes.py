@@ -76,11 +76,11 @@ async def spawn(base: dict[str, Any], key: str, command: str, *args: str, clock_
 
 # -- two live processes -----------------------------------------------------------------------
 
-async def test_two_processes_following_every_job_poll_each_job_from_one_process(tmp_path):
+async def test_two_processes_following_every_job_poll_each_job_from_one_process(tmp_path, database_url):
     recording = Recording()
     sim = await start_sim(recording)
     try:
-        base = base_settings(tmp_path, sim)
+        base = base_settings(tmp_path, sim, database_url)
         go = tmp_path / "go"
         procs = [await spawn(base, key, "start-and-follow-all", "4", str(go)) for key in ("proc-a", "proc-b")]
         for proc in procs:
@@ -90,7 +90,7 @@ async def test_two_processes_following_every_job_poll_each_job_from_one_process(
     finally:
         await sim.stop()
 
-    db = tmp_path / "shared.db"
+    db = database_url
     assert outcomes[0] == outcomes[1] and len(outcomes[0]) == 8
     assert set(outcomes[0].values()) == {"succeeded"}
     jobs = rows(db, "SELECT id, request_id, params FROM jobs")

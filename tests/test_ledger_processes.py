@@ -1,8 +1,9 @@
-"""Many processes, one SQLite file: reservations never overspend and the books balance (issue 4).
+"""Many processes, one database: reservations never overspend and the books balance (issues 4, 14).
 
-Each worker process opens its own ``Database`` (its own connection) and fires its share of
-reservations at once with ``asyncio.gather``; the processes are released together by the parent
-so their transactions really race. Run as a script, this file is the worker:
+Each worker process opens its own database (its own connection, or pool of them on PostgreSQL)
+and fires its share of reservations at once with ``asyncio.gather``; the processes are released
+together by the parent so their transactions really race — on a SQLite file (writers queue on its
+lock) and on a PostgreSQL schema (reservations queue on advisory locks). Run as a script, this file is the worker:
 
     python tests/test_ledger_processes.py WORKER DB_PATH INDEX COUNT ESTIMATE_MICROS DAILY_USD
 """
@@ -19,7 +20,7 @@ if __name__ == "__main__":  # the worker, started by the test below with the pro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent_tools.config import Settings
-from agent_tools.db import Database
+from agent_tools.store import open_database
 from agent_tools.ledger import Ledger, QuotaExceeded, Requester
 
 PROCESSES = 4
@@ -36,7 +37,7 @@ def settings_for(db_path: str | Path, daily_usd: str) -> Settings:
 
 
 async def worker(db_path: str, index: int, count: int, estimate: int, daily_usd: str) -> dict:
-    db = await Database.open(db_path)
+    db = await open_database(db_path)
     try:
         ledger = Ledger(db, settings_for(db_path, daily_usd))
         print("ready", flush=True)
@@ -82,9 +83,9 @@ async def run_workers(db_path: Path, processes: int, count: int, estimate: int, 
     return results
 
 
-async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the_books_balance(tmp_path):
-    db_path = tmp_path / "shared.db"
-    async with await Database.open(db_path):  # created and migrated once, like an installed deployment
+async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the_books_balance(database_url):
+    db_path = database_url
+    async with await open_database(db_path):  # created and migrated once, like an installed deployment
         pass
     started = time.monotonic()
     results = await run_workers(db_path, PROCESSES, PER_PROCESS, ESTIMATE, DAILY_USD)
@@ -97,7 +98,7 @@ async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the
     assert race_seconds < 15, race_seconds
 
     settings = settings_for(db_path, DAILY_USD)
-    async with await Database.open(db_path) as db:
+    async with await open_database(db_path) as db:
         ledger = Ledger(db, settings)
         books = await ledger.books()
         assert books == {"settled_micros": 0, "open_micros": 20 * ESTIMATE, "released": 0, "holds": 20,

@@ -361,9 +361,12 @@ def http_app(toolkit: Toolkit, *, host: str = "127.0.0.1", origin: Mapping[str, 
     from .events import MemoryEventStore
 
     server = build_server(toolkit, request_account, local_files=False, origin={"transport": "http", **(origin or {})})
+    # stateless: every request stands alone (no session in this process's memory), so replicas
+    # behind a load balancer need no sticky sessions; jobs live in the database either way.
     app = BearerAuth(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host,
                                                 event_store=event_store or MemoryEventStore(),
-                                                retry_interval=RETRY_MS), toolkit)
+                                                retry_interval=RETRY_MS,
+                                                stateless_http=toolkit.settings.mcp.stateless_http), toolkit)
     return Prefixed(app, mounts) if mounts else app
 
 
