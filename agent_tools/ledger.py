@@ -722,7 +722,7 @@ class Ledger:
         else:
             key = "account" if by == "account" else "tool"
         rows = await self.db.fetchall(
-            f"SELECT {key} AS k, COALESCE(SUM(state IN ('settled', 'held', 'submitted')), 0),"
+            f"SELECT {key} AS k, COALESCE(SUM(CASE WHEN state IN ('settled', 'held', 'submitted') THEN 1 ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN state = 'settled' THEN COALESCE(actual_micros, 0) END), 0),"
             " COALESCE(SUM(CASE WHEN state IN ('held', 'submitted') THEN estimate_micros END), 0)"
             f" FROM holds WHERE {where} GROUP BY k", (*key_args, *args))
