@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent_tools.config import Settings  # noqa: E402
 from agent_tools.db import Database  # noqa: E402
+from agent_tools.store import open_database  # noqa: E402
 from agent_tools.ledger import Ledger, Requester  # noqa: E402
 
 ESTIMATE = 200_000  # $0.20, a Pika clip
@@ -54,7 +55,7 @@ def settings_for(db_path: str | Path) -> Settings:
 # -- the worker (one process) -------------------------------------------------------------------
 
 async def worker(db_path: str, index: int, pairs: int) -> dict:
-    db = await Database.open(db_path)
+    db = await open_database(db_path)
     try:
         ledger = Ledger(db, settings_for(db_path))
         who = Requester(f"bench-{index}")
@@ -80,13 +81,13 @@ async def worker(db_path: str, index: int, pairs: int) -> dict:
 
 # -- the parent ---------------------------------------------------------------------------------
 
-async def prefill(db_path: Path, history: int) -> None:
+async def prefill(db_path: Path | str, history: int) -> None:
     """Settled holds from earlier this month (before the last hour, so the jobs-per-hour count
     does not see them), spread evenly over the four benchmark accounts (the same spread whether 1
     or 4 processes run), each with its reserve and settle audit rows; then the running totals."""
     if not history:
         return
-    async with await Database.open(db_path) as db:
+    async with await open_database(db_path) as db:
         ledger = Ledger(db, settings_for(db_path))
         now = time.time()
         month_start = ledger.windows(now)["monthly"].start
@@ -127,10 +128,11 @@ async def stdlib_baseline(transactions: int) -> float:
     return transactions / elapsed
 
 
-async def run_round(processes: int, pairs: int, history: int) -> dict:
+async def run_round(processes: int, pairs: int, history: int, database: str | None = None) -> dict:
+    """One round on a fresh SQLite file, or on ``database`` (a fresh, empty PostgreSQL database)."""
     with tempfile.TemporaryDirectory() as tmp:
-        db_path = Path(tmp) / "ledger.db"
-        async with await Database.open(db_path):
+        db_path = database or str(Path(tmp) / "ledger.db")
+        async with await open_database(db_path):
             pass
         await prefill(db_path, history)
         procs = [await asyncio.create_subprocess_exec(
