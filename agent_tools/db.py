@@ -520,6 +520,26 @@ def lock_keys(conn: Any, keys: Iterable[str]) -> None:
         lock(list(keys))
 
 
+JOBS_CHANNEL = "videogen_jobs"
+"""Where a job's id is announced when another process should look at it now (a cancel)."""
+
+
+async def nudge(db: Any, channel: str, payload: str) -> None:
+    """Tell the processes listening on ``channel`` to look at ``payload`` now. PostgreSQL's
+    ``NOTIFY`` reaches them within milliseconds (``postgres.PostgresDatabase.nudge``); SQLite has
+    no such signal, so they notice at their next poll, as they always did."""
+    send = getattr(db, "nudge", None)
+    if send is not None:
+        await send(channel, payload)
+
+
+def listener(db: Any, channel: str) -> Any:
+    """An async iterator of the payloads nudged on ``channel`` by any process, or None where the
+    database cannot tell (SQLite: callers keep polling)."""
+    listen = getattr(db, "listen", None)
+    return None if listen is None else listen(channel)
+
+
 def statements(script: str) -> list[str]:
     """Split a migration into statements (``executescript`` would COMMIT our transaction); a
     trigger's ``BEGIN … ; … END`` stays whole because SQLite itself says when a statement is done."""

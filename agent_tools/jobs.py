@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from .catalog import CATALOG
 from .config import PollingSettings
-from .db import Database, DatabaseUnavailable, Transaction, placeholders
+from .db import JOBS_CHANNEL, Database, DatabaseUnavailable, Transaction, listener, nudge, placeholders
 from .errors import UserError
 from .media import MediaError, MediaMismatch, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
@@ -240,6 +240,10 @@ class JobEngine:
         self._known: dict[str, Job] = {}
         """The last record read of each unfinished job at a provider, to name it if the database goes."""
         self._reported: set[str] = set()
+        self._nudges: dict[str, asyncio.Event] = {}  # job id → set when another process nudged it
+        self._listening: asyncio.Task[None] | None = None
+        self.hearing = asyncio.Event()
+        """Set while this process hears other processes' nudges (PostgreSQL's LISTEN is on)."""
 
     # -- records ----------------------------------------------------------------------------
 
@@ -620,6 +624,7 @@ class JobEngine:
         while this process owns the job, and otherwise watches the database row."""
         task = self._tasks.get(job_id)
         if task is None or task.done():
+            self._listen()
             task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
             self._tasks[job_id] = task
             task.add_done_callback(self._tracker_done)
@@ -629,11 +634,47 @@ class JobEngine:
         job_id = task.get_name().removeprefix("track-")
         if self._tasks.get(job_id) is task:
             self._tasks.pop(job_id, None)
+            self._nudges.pop(job_id, None)
         if task.cancelled():
             return
         exc = task.exception()  # retrieved here, so a waiter that already failed leaves no stray traceback
         if exc is not None and not isinstance(exc, UserError):
             log.error("tracking job %s failed", job_id, exc_info=exc)
+
+    def _listen(self) -> None:
+        """Hear other processes' nudges (a cancel) while this one follows jobs — on PostgreSQL;
+        on SQLite there are none, and a change is seen at the next poll or lease renewal."""
+        if self._listening is None or self._listening.done():
+            notes = listener(self.db, JOBS_CHANNEL)
+            if notes is not None:
+                self._listening = asyncio.create_task(self._hear(notes), name="job-nudges")
+
+    async def _hear(self, notes: Any) -> None:
+        try:
+            async for job_id in notes:
+                if job_id is None:
+                    self.hearing.set()
+                elif job_id in self._tasks:  # followed here: its next pause ends at once
+                    self._nudges.setdefault(job_id, asyncio.Event()).set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next track() listens again; polling carries on meanwhile
+            log.warning("stopped hearing job nudges (%s); changes are seen at the next poll", exc)
+        finally:
+            self.hearing.clear()
+
+    async def _pause(self, job_id: str, seconds: float) -> bool:
+        """Wait ``seconds`` between polls — less if another process nudges this job; True then."""
+        event = self._nudges.setdefault(job_id, asyncio.Event())
+        waits = [asyncio.ensure_future(self.sleep(seconds)), asyncio.ensure_future(event.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        nudged = event.is_set()
+        event.clear()
+        return nudged
 
     async def wait(self, job_id: str, *, timeout: float | None = None,
                    on_event: EventCallback | None = None) -> Job:
@@ -712,7 +753,7 @@ class JobEngine:
                 self._emit(job, new_logs=new_logs)
                 delay = self.polling.initial_seconds
             seen = job
-            await self.sleep(delay)
+            await self._pause(job_id, delay)
             delay = min(delay * self.polling.factor, self.polling.max_seconds)
 
     async def _drive(self, job_id: str) -> Job:
@@ -744,7 +785,8 @@ class JobEngine:
                     return job
                 self._emit(job, f"{job.provider} did not answer ({exc.kind.value}); retrying")
                 await self.sleep(max(delay, exc.retry_after or 0))
-            await self.sleep(delay)
+            if await self._pause(job_id, delay):
+                job = await self.get(job_id)  # another process changed it (a cancel): look before polling
             delay = min(delay * self.polling.factor, self.polling.max_seconds)
         return job
 
@@ -861,13 +903,16 @@ class JobEngine:
                 return done, "Cancelled before it was sent; nothing was charged."
             job = await self.get(job_id)
         job = await self._update(job.id, owned=False, cancel_requested=1)
+        await nudge(self.db, JOBS_CHANNEL, job.id)  # the owner, if another process, looks now
         if job.state is JobState.SUBMITTING or not job.request_id:
             return job, "Cancellation noted; it will be sent as soon as the provider accepts the job."
         outcome = await self.adapters[job.provider].cancel(job.ref)
+        await nudge(self.db, JOBS_CHANNEL, job.id)  # the provider has the request: the owner polls now
         if outcome is CancelOutcome.CANCELLED:
             done = await self._transition(job.id, JobState.CANCELLED, ACTIVE, "cancelled at provider", owned=False,
                                           actual_micros=0,
                                           error="Cancelled; nothing was charged.")
+            await nudge(self.db, JOBS_CHANNEL, job.id)  # and stops following it
             job = done or await self.get(job.id)
             self._emit(job)
             return job, "Cancelled; nothing was charged."
@@ -936,10 +981,11 @@ class JobEngine:
     async def aclose(self) -> None:
         """Stop tracking and hand this process's unfinished jobs over: their leases end now, so the
         next process to resume (or to wait for one of them) takes them at once, not a lease later."""
-        tasks = [*self._tasks.values(), *self._finishing]
+        tasks = [*self._tasks.values(), *self._finishing, *([self._listening] if self._listening is not None else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._listening = None
         try:
             async with self.db.transaction() as tx:
                 await tx.execute(f"UPDATE jobs SET lease_until = 0 WHERE owner = ? AND state IN ({placeholders(UNFINISHED)})",

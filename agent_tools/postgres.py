@@ -313,6 +313,24 @@ class PostgresDatabase:
         row = await self.fetchone(sql, args)
         return None if row is None else row[0]
 
+    async def nudge(self, channel: str, payload: str) -> None:
+        """``NOTIFY``: every process listening on ``channel`` hears ``payload`` (at once: autocommit)."""
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    async def listen(self, channel: str) -> AsyncIterator[str | None]:
+        """``None`` once listening, then the payloads nudged on ``channel``, on a connection of its
+        own outside the pool (LISTEN holds the session, so it needs a direct or session-pooled
+        connection, not PgBouncer's transaction pooling). Notifications sent while nobody listens
+        are lost: a nudge only hurries what polling would do anyway."""
+        psycopg = require_driver()
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                         connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            await conn.execute(f"LISTEN {channel}")
+            yield None
+            async for note in conn.notifies():
+                yield note.payload
+
     async def version(self) -> int:
         return int(await self.scalar("SELECT version FROM schema_version"))
 

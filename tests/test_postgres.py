@@ -159,3 +159,36 @@ async def test_a_lost_connection_is_retried_for_a_read_and_refused_for_a_write(p
         async with db.transaction() as tx:  # and the next one works
             await tx.execute("INSERT INTO accounts(name, created_at) VALUES (?, ?)", ("a", 1.0))
         assert await db.scalar("SELECT COUNT(*) FROM accounts") == 1
+
+
+# -- a cancel reaches the job's owner -------------------------------------------------------------
+
+async def test_a_cancel_through_another_process_wakes_the_owner_at_once(tmp_path, postgres_url):
+    """The owner's pause between polls never ends by itself here (its sleep waits forever), so its
+    tracker can only finish because the other process's NOTIFY woke it: no clock is involved."""
+    from agent_tools.jobs import JobState
+    from agent_tools.simulator import SimSettings, Simulator
+    from agent_tools.toolkit import Account, Toolkit
+
+    async def forever(seconds: float) -> None:
+        await asyncio.Event().wait()
+
+    sim = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15))
+    await sim.start(host="127.0.0.1", port=0)
+    settings = Settings.model_validate({
+        "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
+        "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
+        "storage": {"database": postgres_url, "media_dir": str(tmp_path / "media")},
+        "quotas": {"default": {}}})
+    try:
+        async with await Toolkit.open(settings, sleep=forever) as owner, await Toolkit.open(settings) as other:
+            job = await owner.generate(Account("alice"), "pika_text_to_video",
+                                       {"prompt": "[sim:queue=20] [sim:slow=5] x"}, wait=0)
+            tracker = owner.engine.track(job.id)
+            await asyncio.wait_for(owner.engine.hearing.wait(), 30)
+            assert job.owner == owner.engine.owner and not tracker.done()
+            await other.cancel_job(Account("alice"), job.id)  # the provider takes the request
+            done = await asyncio.wait_for(tracker, 60)  # without the nudge it would wait forever
+            assert done.state is JobState.CANCELLED and done.actual_micros == 0
+    finally:
+        await sim.stop()
