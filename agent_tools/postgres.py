@@ -41,6 +41,8 @@ from .db import MIGRATIONS, DatabaseUnavailable, statements
 
 INSTALL = "pip install 'videogen[postgres]'"
 POOL_SIZE = 10
+POOL_WAIT_SECONDS = 120.0
+"""How long a transaction waits for a free pooled connection: a burst of jobs queues, not fails."""
 CONNECT_TIMEOUT_SECONDS = 10
 MIGRATION_LOCK = "videogen:migrations"
 
@@ -259,6 +261,7 @@ class PostgresDatabase:
         except psycopg.Error as exc:
             raise _unavailable(shown, exc) from None
         pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
+                                   timeout=POOL_WAIT_SECONDS,
                                    kwargs={"autocommit": True, "prepare_threshold": None,
                                            "connect_timeout": CONNECT_TIMEOUT_SECONDS})
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
@@ -293,13 +296,14 @@ class PostgresDatabase:
         import psycopg
 
         for attempt in (1, 2):
+            conn = None
             try:
                 async with self._pool.connection() as conn:
                     cursor = conn.cursor(row_factory=_row_factory)
                     await cursor.execute(to_postgres(sql), tuple(args))
                     return await (cursor.fetchone() if one else cursor.fetchall())
             except psycopg.OperationalError as exc:
-                if attempt == 2 or not conn.closed:
+                if attempt == 2 or conn is None or not conn.closed:  # None: no connection came free
                     raise _unavailable(self.path, exc) from None
         raise AssertionError("unreachable")
 
@@ -363,7 +367,10 @@ async def migrate(conn: Any) -> int:
 
 def _unavailable(shown: str, exc: BaseException) -> DatabaseUnavailable:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "password" in text or "authentication" in text:
+    if "couldn't get a connection" in text:
+        hint = (f"all {POOL_SIZE} pooled connections stayed busy for {POOL_WAIT_SECONDS:.0f} s; the server is "
+                "overloaded or a transaction is stuck (look at pg_stat_activity)")
+    elif "password" in text or "authentication" in text:
         hint = "check the user and password in the URL (or the server's pg_hba.conf)"
     elif "does not exist" in text and "database" in text:
         hint = "create the database first (createdb NAME), or name an existing one in the URL"
