@@ -81,8 +81,9 @@ async def copy_database(source: Path | str, target: str, settings: Settings, *, 
                 async with pg.transaction() as tx:  # all or nothing
                     for current in tables:
                         columns = await _shared_columns(lite, tx, current)
-                        await tx.copy_rows(current, columns, lite.execute(f"SELECT {', '.join(columns)} FROM {current}"))
-                    await tx.reset_identities()
+                        rows = lite.execute(f"SELECT {', '.join(columns)} FROM {current}").fetchall()
+                        await tx.run(lambda conn, t=current, c=columns, r=rows: conn.copy_rows(t, c, r))
+                    await tx.run(lambda conn: conn.reset_identities())
             except psycopg.DatabaseError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UserError(f"Copying table {current} failed ({first}); nothing was written to the target. "
@@ -122,7 +123,7 @@ async def _refuse_a_used_target(pg: Any, target: str) -> None:
 
 async def _shared_columns(lite: sqlite3.Connection, tx: Any, table: str) -> list[str]:
     mine = [c[1] for c in lite.execute(f"PRAGMA table_info({table})")]
-    theirs = set(await tx.columns(table))
+    theirs = set(await tx.run(lambda conn: conn.columns(table)))
     missing = [c for c in mine if c not in theirs]
     if missing:
         raise UserError(f"The target's table {table} lacks column(s) {', '.join(missing)}; is it another program's?")

@@ -28,12 +28,16 @@ LISTEN/NOTIFY. It is an optional extra; without it the one message says how to i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import redact_database_url
@@ -45,6 +49,7 @@ POOL_WAIT_SECONDS = 120.0
 """How long a transaction waits for a free pooled connection: a burst of jobs queues, not fails."""
 CONNECT_TIMEOUT_SECONDS = 10
 MIGRATION_LOCK = "videogen:migrations"
+T = TypeVar("T")
 
 
 def require_driver() -> Any:
@@ -76,7 +81,14 @@ def to_postgres(sql: str) -> str:
         if text == "%":
             return "%%"
         return "string_agg("
-    return _LITERAL_OR_MARK.sub(swap, sql)
+    pg = _LITERAL_OR_MARK.sub(swap, sql)
+    # SQLite's CAST(x AS INTEGER) truncates where PostgreSQL's rounds; SQLite's two-argument MIN
+    # of a number is PostgreSQL's LEAST (spend-by-day numbers days this way)
+    pg = _INT_CAST.sub(r"TRUNC(\1)::bigint", pg)
+    return pg.replace("MIN(TRUNC(", "LEAST(TRUNC(")
+
+
+_INT_CAST = re.compile(r"CAST\((.+?) AS INTEGER\)", re.IGNORECASE)
 
 
 _TRIGGER = re.compile(r"CREATE\s+TRIGGER\s+(\w+)\s+BEFORE\s+(UPDATE|DELETE|INSERT)\s+ON\s+(\w+)\s+BEGIN\s+"
@@ -174,101 +186,156 @@ def _whole_numbers(conn: Any) -> None:
 # -- the database ----------------------------------------------------------------------------
 
 class Cursor:
-    """What ``Transaction.execute`` returns: ``rowcount`` and awaitable ``fetchone``/``fetchall``."""
+    """What a statement returns, like ``sqlite3.Cursor``: ``rowcount`` and its rows."""
 
     def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
+        self._rows = list(cursor.fetchall()) if cursor.description is not None else []
         self.rowcount = cursor.rowcount
+        self.lastrowid = None
 
-    async def fetchone(self) -> Row | None:
-        return await self._cursor.fetchone() if self._cursor.description is not None else None
+    def fetchone(self) -> Row | None:
+        return self._rows.pop(0) if self._rows else None
 
-    async def fetchall(self) -> list[Row]:
-        return await self._cursor.fetchall() if self._cursor.description is not None else []
+    def fetchall(self) -> list[Row]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
 
 
-class Transaction:
-    """One open transaction on a pooled connection; the statements are SQLite's, rewritten."""
+class Connection:
+    """A pooled psycopg connection as a transaction body sees it: ``execute`` and ``executemany``
+    with SQLite's statements (rewritten), and the advisory locks of ``db.lock_keys``."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        cursor = self._conn.cursor(row_factory=_row_factory)
-        await cursor.execute(to_postgres(sql), tuple(args))
-        return Cursor(cursor)
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        with self._conn.cursor(row_factory=_row_factory) as cursor:
+            cursor.execute(to_postgres(sql), tuple(args))
+            return Cursor(cursor)
 
-    async def executemany(self, sql: str, rows: Any) -> None:
-        async with self._conn.cursor() as cursor:
-            await cursor.executemany(to_postgres(sql), [tuple(r) for r in rows])
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(to_postgres(sql), [tuple(r) for r in rows])
 
-    async def lock_keys(self, keys: Sequence[str]) -> None:
+    def lock_keys(self, keys: Sequence[str]) -> None:
         """Wait for, then hold until commit, an advisory lock on each key — in sorted order, so two
         transactions asking for overlapping keys queue instead of deadlocking."""
         for key in sorted(set(keys)):
-            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
-    async def columns(self, table: str) -> list[str]:
+    def columns(self, table: str) -> list[str]:
         """The columns of one of this schema's tables, in their order."""
-        cursor = await self.execute("SELECT column_name FROM information_schema.columns WHERE table_schema ="
-                                    " current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))
-        return [r[0] for r in await cursor.fetchall()]
+        return [r[0] for r in self.execute("SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                                           " current_schema() AND table_name = ? ORDER BY ordinal_position",
+                                           (table,)).fetchall()]
 
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """``COPY table (columns) FROM STDIN``: the bulk load ``videogen db copy`` uses (it writes
         explicit values into identity columns too; ``reset_identities`` then moves them on)."""
-        async with self._conn.cursor() as cursor:
-            async with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with self._conn.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
-                    await copy.write_row(tuple(row))
+                    copy.write_row(tuple(row))
 
-    async def reset_identities(self) -> None:
+    def reset_identities(self) -> None:
         """Move every identity column's sequence past the highest id in its table, so the next
         row inserted after a bulk load does not collide with a loaded one."""
-        cursor = await self.execute("SELECT table_name, column_name FROM information_schema.columns"
-                                    " WHERE table_schema = current_schema() AND is_identity = 'YES'")
-        for table, column in await cursor.fetchall():
-            await self._conn.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s),"
-                                     f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)",
-                                     (table, column))
+        for table, column in self.execute("SELECT table_name, column_name FROM information_schema.columns"
+                                          " WHERE table_schema = current_schema() AND is_identity = 'YES'").fetchall():
+            self._conn.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s),"
+                               f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)", (table, column))
 
-    async def notify(self, channel: str, payload: str) -> None:
-        """Delivered to the listeners when (and only if) this transaction commits."""
-        await self._conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+class Transaction:
+    """An open transaction (from ``transaction()``), the statement-by-statement form: each call is
+    one hop to a database thread, like SQLite's ``db.Transaction``; ``run`` is one hop for a body."""
+
+    def __init__(self, db: "PostgresDatabase", conn: Connection) -> None:
+        self._db = db
+        self._conn = conn
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> "AsyncCursor":
+        return AsyncCursor(await self._db._hop(self._conn.execute, sql, args))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._db._hop(self._conn.executemany, sql, list(rows))
+
+    async def run(self, body: Callable[[Any], T]) -> T:
+        return await self._db._hop(body, self._conn)
+
+
+class AsyncCursor:
+    """``Transaction.execute``'s result: awaitable ``fetchone``/``fetchall``, as SQLite's."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid = None
+
+    async def fetchone(self) -> Row | None:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[Row]:
+        return self._cursor.fetchall()
+
+
+class _Abandoned(Exception):
+    """The caller was cancelled before the body committed: it is rolled back."""
 
 
 class PostgresDatabase:
-    """A process's pool of connections to the shared PostgreSQL database."""
+    """A process's pool of connections to the shared PostgreSQL database, used from threads of its
+    own: a transaction body (``run``) runs on one of them in one hop, like SQLite's."""
 
     dialect = "postgres"
 
-    def __init__(self, url: str, pool: Any) -> None:
+    def __init__(self, url: str, pool: Any, threads: ThreadPoolExecutor) -> None:
         self.url = url
         self.path = redact_database_url(url)  # what messages may show: never the password
         self._pool = pool
+        self._threads = threads
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> "PostgresDatabase":
         psycopg = require_driver()
-        from psycopg_pool import AsyncConnectionPool
+        from psycopg_pool import ConnectionPool
 
         shown = redact_database_url(url)
+        threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="videogen-pg")
+        loop = asyncio.get_running_loop()
+
+        def start() -> Any:
+            with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+                _configure(conn)
+                migrate(conn)
+            pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
+                                  timeout=POOL_WAIT_SECONDS,
+                                  kwargs={"autocommit": True, "prepare_threshold": None,
+                                          "connect_timeout": CONNECT_TIMEOUT_SECONDS})
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+            return pool
+
         try:
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True,
-                                                             connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
-                await _configure(conn)
-                await migrate(conn)
+            pool = await loop.run_in_executor(threads, start)
         except psycopg.Error as exc:
+            threads.shutdown(wait=False)
             raise _unavailable(shown, exc) from None
-        pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
-                                   timeout=POOL_WAIT_SECONDS,
-                                   kwargs={"autocommit": True, "prepare_threshold": None,
-                                           "connect_timeout": CONNECT_TIMEOUT_SECONDS})
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
-        return cls(url, pool)
+        except BaseException:
+            threads.shutdown(wait=False)
+            raise
+        return cls(url, pool, threads)
+
+    async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            await self._hop(self._pool.close)
+        finally:
+            self._threads.shutdown(wait=False)
 
     async def __aenter__(self) -> "PostgresDatabase":
         return self
@@ -276,42 +343,89 @@ class PostgresDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def run(self, body: Callable[[Any], T]) -> T:
+        """One transaction in one hop: BEGIN, ``body(conn)``, COMMIT on a pooled connection (READ
+        COMMITTED) — ROLLBACK if the body raises. A connection lost on the way is
+        ``DatabaseUnavailable``; nothing is retried, because only the caller knows whether its work
+        may run twice. Cancelled, the body still finishes on its thread (it cannot be interrupted
+        there); the caller gets its result if it committed, and the cancel at its next await."""
+        import psycopg
+
+        abandoned = threading.Event()
+
+        def whole() -> T:
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    result = body(Connection(conn))
+                    if abandoned.is_set():
+                        raise _Abandoned()  # the caller gave up before the commit: roll back
+                    return result
+            except psycopg.OperationalError as exc:
+                raise _unavailable(self.path, exc) from None
+
+        done = asyncio.ensure_future(self._hop(whole))
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            abandoned.set()
+            while not done.done():  # the body finishes on its thread; learn whether it committed
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({done})
+            if done.cancelled() or done.exception() is not None:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()  # committed before the cancel was seen: deliver it at the next await
+            return done.result()
+
+    async def read(self, body: Callable[[Any], T]) -> T:
+        """A read body in one hop, on a pooled connection outside any transaction; once more on a
+        fresh connection if the server dropped the first (a restart, an idle timeout)."""
+        import psycopg
+
+        def once() -> T:
+            for attempt in (1, 2):
+                conn = None
+                try:
+                    with self._pool.connection() as conn:
+                        return body(Connection(conn))
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or conn is None or not conn.closed:  # None: no connection came free
+                        raise _unavailable(self.path, exc) from None
+            raise AssertionError("unreachable")
+
+        return await self._hop(once)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """BEGIN … COMMIT on a connection of the pool (READ COMMITTED); any exception rolls back.
-        A connection lost on the way is ``DatabaseUnavailable`` (the pool drops it); nothing is
-        retried here, because only the caller knows whether its work may run twice."""
+        """BEGIN … COMMIT on one pooled connection held for the block; any exception rolls back.
+        Each statement is a hop: prefer ``run`` for new code."""
         import psycopg
 
         try:
-            async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    yield Transaction(conn)
+            holder = self._pool.connection()
+            conn = await self._hop(holder.__enter__)
+            try:
+                block = conn.transaction()
+                await self._hop(block.__enter__)
+                try:
+                    yield Transaction(self, Connection(conn))
+                except BaseException as exc:
+                    await asyncio.shield(self._hop(block.__exit__, type(exc), exc, exc.__traceback__))
+                    raise
+                await self._hop(block.__exit__, None, None, None)
+            except BaseException as exc:
+                await asyncio.shield(self._hop(holder.__exit__, type(exc), exc, exc.__traceback__))
+                raise
+            await self._hop(holder.__exit__, None, None, None)
         except psycopg.OperationalError as exc:
             raise _unavailable(self.path, exc) from None
 
-    async def _read(self, sql: str, args: Sequence[Any], one: bool) -> Any:
-        """One read on a pooled connection; once more on a fresh one if the server dropped the
-        first (a restart, an idle timeout): a read is safe to repeat."""
-        import psycopg
-
-        for attempt in (1, 2):
-            conn = None
-            try:
-                async with self._pool.connection() as conn:
-                    cursor = conn.cursor(row_factory=_row_factory)
-                    await cursor.execute(to_postgres(sql), tuple(args))
-                    return await (cursor.fetchone() if one else cursor.fetchall())
-            except psycopg.OperationalError as exc:
-                if attempt == 2 or conn is None or not conn.closed:  # None: no connection came free
-                    raise _unavailable(self.path, exc) from None
-        raise AssertionError("unreachable")
-
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        return await self._read(sql, args, True)
+        return await self.read(lambda conn: conn.execute(sql, args).fetchone())
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        return await self._read(sql, args, False)
+        return await self.read(lambda conn: conn.execute(sql, args).fetchall())
 
     async def scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, args)
@@ -319,8 +433,7 @@ class PostgresDatabase:
 
     async def nudge(self, channel: str, payload: str) -> None:
         """``NOTIFY``: every process listening on ``channel`` hears ``payload`` (at once: autocommit)."""
-        async with self._pool.connection() as conn:
-            await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+        await self.read(lambda conn: conn.execute("SELECT pg_notify(?, ?)", (channel, payload)))
 
     async def listen(self, channel: str) -> AsyncIterator[str | None]:
         """``None`` once listening, then the payloads nudged on ``channel``, on a connection of its
@@ -339,29 +452,29 @@ class PostgresDatabase:
         return int(await self.scalar("SELECT version FROM schema_version"))
 
 
-async def _configure(conn: Any) -> None:
+def _configure(conn: Any) -> None:
     from psycopg import IsolationLevel
 
     _whole_numbers(conn)
-    await conn.set_isolation_level(IsolationLevel.READ_COMMITTED)
+    conn.isolation_level = IsolationLevel.READ_COMMITTED
 
 
-async def migrate(conn: Any) -> int:
+def migrate(conn: Any) -> int:
     """Run the migrations this database has not had yet, all in one transaction; the version."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
-        row = await (await conn.execute("SELECT version FROM schema_version")).fetchone()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version(version BIGINT NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
-            await conn.execute("INSERT INTO schema_version(version) VALUES (0)")
+            conn.execute("INSERT INTO schema_version(version) VALUES (0)")
         version = 0 if row is None else row[0]
         if version > len(MIGRATIONS):
             raise DatabaseUnavailable(f"This database was made by a newer videogen (schema version {version}, this one "
                                       f"knows {len(MIGRATIONS)}); upgrade videogen.")
         for number in range(version + 1, len(MIGRATIONS) + 1):
             for statement in migration_statements(number):
-                await conn.execute(statement)
-        await conn.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS),))
+                conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = %s", (len(MIGRATIONS),))
     return len(MIGRATIONS)
 
 

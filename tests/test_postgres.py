@@ -77,6 +77,8 @@ def test_statements_are_rewritten_outside_string_literals():
     assert to_postgres("SELECT group_concat(k || ':' || v, ', ') FROM t") == \
         "SELECT string_agg(k || ':' || v, ', ') FROM t"
     assert to_postgres("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , %s"
+    assert to_postgres("SELECT MIN(CAST((created_at - ?) / 86400 AS INTEGER), 6) AS d") == \
+        "SELECT LEAST(TRUNC((created_at - %s) / 86400)::bigint, 6) AS d"  # SQLite truncates, PostgreSQL rounds
 
 
 def test_ddl_is_translated_to_postgresql_types():
