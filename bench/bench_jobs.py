@@ -5,14 +5,19 @@
    keep) compared with the same submit / poll / result / download done with bare httpx against the
    same simulator, with the same poll interval. Reported as medians and their ratio.
 
-Run:  .venv/bin/python bench/bench_jobs.py [--jobs 1000] [--rounds 15]
+3. ``--curve 1000,2500,5000,10000``: the concurrent run at each size, each in a fresh process (so
+   each peak RSS is its own), to show how wall time and memory grow with the number of jobs.
+
+Run:  .venv/bin/python bench/bench_jobs.py [--jobs 1000] [--rounds 15] [--curve 1000,10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -101,11 +106,37 @@ async def overhead(rounds: int) -> dict[str, float]:
             "engine_overhead_ms": (e - b) * 1000}
 
 
+def curve(sizes: list[int]) -> None:
+    """The concurrent run at each size in its own process; one line per size, then the ratios."""
+    rows = []
+    for jobs in sizes:
+        out = subprocess.run([sys.executable, __file__, "--concurrent-only", str(jobs)], capture_output=True,
+                             text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    first = rows[0]
+    print(f"{'jobs':>7}{'succeeded':>11}{'wall s':>9}{'s per 1,000':>13}{'peak RSS MiB':>14}{'requests/job':>14}")
+    for r in rows:
+        print(f"{r['jobs']:>7}{r['succeeded']:>11}{r['wall_s']:>9.1f}{r['wall_s'] * 1000 / r['jobs']:>13.2f}"
+              f"{r['peak_rss_mib']:>14.0f}{r['provider_requests_per_job']:>14.2f}")
+    last = rows[-1]
+    print(f"{last['jobs'] // first['jobs']}x the jobs: wall x{last['wall_s'] / first['wall_s']:.2f}, "
+          f"peak RSS x{last['peak_rss_mib'] / first['peak_rss_mib']:.2f}")
+    print(json.dumps(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--curve", help="comma-separated job counts, each run in a fresh process")
+    parser.add_argument("--concurrent-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.concurrent_only:
+        print(json.dumps(asyncio.run(concurrent(args.concurrent_only))))
+        return
+    if args.curve:
+        curve([int(n) for n in args.curve.split(",")])
+        return
     over = asyncio.run(overhead(args.rounds))
     print(f"one generation, median of {over['rounds']}: engine {over['engine_median_ms']:.1f} ms, "
           f"bare httpx {over['bare_median_ms']:.1f} ms, ratio {over['ratio']:.2f} "
