@@ -33,6 +33,7 @@ MAX_USD = Decimal("1000000")
 # (environment variable, setting path); secrets first so their names are easy to find.
 ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("FAL_KEY", ("fal", "key")),
+    ("FAL_ADMIN_KEY", ("fal", "admin_key")),
     ("WAVESPEED_API_KEY", ("wavespeed", "key")),
     ("DISCORD_TOKEN", ("discord", "token")),
     ("VIDEOGEN_WEB_SECRET", ("web", "secret")),
@@ -41,6 +42,7 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("VIDEOGEN_LLM_MODEL", ("llm", "model")),
     ("VIDEOGEN_FAL_QUEUE_URL", ("fal", "queue_url")),
     ("VIDEOGEN_FAL_REST_URL", ("fal", "rest_url")),
+    ("VIDEOGEN_FAL_API_URL", ("fal", "api_url")),
     ("VIDEOGEN_WAVESPEED_BASE_URL", ("wavespeed", "base_url")),
     ("VIDEOGEN_DB", ("storage", "database")),
     ("VIDEOGEN_MEDIA_DIR", ("storage", "media_dir")),
@@ -81,8 +83,12 @@ class FalSettings(_Section):
     key: SecretStr | None = Field(default=None, description="fal API key (env FAL_KEY)")
     queue_url: str = Field(default="https://queue.fal.run", description="fal queue API base URL")
     rest_url: str = Field(default="https://rest.fal.ai", description="fal REST (storage) base URL")
+    admin_key: SecretStr | None = Field(
+        default=None, description="fal ADMIN-scope key for the billing API, used only by videogen reconcile "
+                                  "(env FAL_ADMIN_KEY)")
+    api_url: str = Field(default="https://api.fal.ai", description="fal platform API base URL (billing events)")
 
-    _urls = field_validator("queue_url", "rest_url")(_http_url)
+    _urls = field_validator("queue_url", "rest_url", "api_url")(_http_url)
 
 
 class WaveSpeedSettings(_Section):
@@ -430,7 +436,7 @@ _FRIENDLY = {
     "list_type": "expected a list, such as [1, 2]",
     "extra_forbidden": "unknown setting (config.example.toml lists every setting)",
 }
-_SECRET_KEYS = {"key", "token", "secret", "api_key"}
+_SECRET_KEYS = {"key", "token", "secret", "api_key", "admin_key"}
 
 
 def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:

@@ -203,6 +203,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_account_created_id ON jobs(account, created_at, id);
     DROP INDEX jobs_account_created
     """,
+    # 10: reconciliation — what each provider billed beside what the user was charged: fal per
+    # request (provider_charges), WaveSpeed per UTC day and model (provider_usage). See reconcile.py.
+    """
+    CREATE TABLE provider_charges(job_id TEXT PRIMARY KEY REFERENCES jobs(id), provider TEXT NOT NULL,
+                                  request_id TEXT NOT NULL, charged_micros INTEGER NOT NULL,
+                                  billed_micros INTEGER NOT NULL CHECK(billed_micros >= 0),
+                                  checked_at REAL NOT NULL, applied_at REAL);
+    CREATE TABLE provider_usage(provider TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL,
+                                jobs INTEGER NOT NULL, charged_micros INTEGER NOT NULL,
+                                requests INTEGER NOT NULL, billed_micros INTEGER NOT NULL,
+                                checked_at REAL NOT NULL, PRIMARY KEY(provider, day, model))
+    """,
 )
 
 

@@ -608,6 +608,40 @@ class Ledger:
             conn.execute("UPDATE holds SET tool = ? WHERE id = ?", (tool, hold_id))
             self._audit_in(conn, hold_id, account, "rerouted", None, f"failover to {tool}", account, now)
 
+    def adjust_settled_in(self, conn: sqlite3.Connection, hold_id: str, actual_micros: int, *, detail: str,
+                          actor: str) -> int | None:
+        """Change what a settled hold charged (reconciliation with the provider's bill); returns the
+        old charge, or None if the hold is not settled (nothing changed).
+
+        Never below zero. The change counts in the periods the hold was created in, like its charge
+        did: a closed day or month gets its true total, and no refusal made in it is revisited; only
+        a change in the current window moves what is left now. Audited as ``adjusted`` (the hold's
+        last word, which ``check_books`` reads) and added to the running totals in this transaction.
+        """
+        if actual_micros < 0:
+            raise ValueError("an adjusted charge cannot be negative")
+        row = conn.execute("SELECT account, guild_id, created_at, actual_micros FROM holds"
+                           " WHERE id = ? AND state = 'settled'", (hold_id,)).fetchone()
+        if row is None:
+            return None
+        account, guild_id, created_at, old = tuple(row)
+        old = old or 0
+        if old == actual_micros:
+            return old
+        now = self.clock()
+        totals.ensure(conn, self.tz)
+        conn.execute("UPDATE holds SET actual_micros = ?, updated_at = ? WHERE id = ? AND state = 'settled'",
+                     (actual_micros, now, hold_id))
+        self._audit_in(conn, hold_id, account, "adjusted", actual_micros, detail, actor, now)
+        totals.add(conn, totals.keys_of(account, guild_id, created_at, self.tz), totals.Total(actual_micros - old, 0, 0))
+        return old
+
+    async def adjust_settled(self, hold_id: str, actual_micros: int, *, detail: str, actor: str,
+                             tx: Transaction) -> int | None:
+        """``adjust_settled_in`` inside the caller's ``Transaction``."""
+        return await tx.run(lambda conn: self.adjust_settled_in(conn, hold_id, actual_micros, detail=detail,
+                                                                actor=actor))
+
     async def move_hold(self, hold_id: str, who: Requester, *, tool: str, estimate_micros: int, what: str,
                         tx: Transaction) -> None:
         """``move_hold_in`` inside the caller's ``Transaction``."""
@@ -814,6 +848,8 @@ def _audit_differences(holds: Sequence[Any], audit: Sequence[Any]) -> list[str]:
             raised[hold_id] = raised.get(hold_id, 0) + amount
         elif event in ("settled", "released"):
             last_end[hold_id] = (event, amount)
+        elif event == "adjusted":  # reconciliation changed a settled charge (adjust_settled)
+            last_end[hold_id] = ("settled", amount)
     problems = []
     known = set()
     for h in holds:

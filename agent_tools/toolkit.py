@@ -33,8 +33,10 @@ from .ledger import (AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, 
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .money import format_usd
+from .providers.billing import FalBilling, WaveSpeedUsage
 from .providers.errors import ProviderError
 from .store import open_database
+from .reconcile import Report as ReconcileReport, default_since, reconcile
 
 LOCAL_ACCOUNT = "local"
 
@@ -525,6 +527,27 @@ class Toolkit:
         """Recompute the running totals from the holds and the holds from the audit; list differences."""
         self._require_admin(account, "check the books")
         return await self.ledger.check_books()
+
+    async def reconcile(self, account: Account, *, since: date | None = None, apply: bool = False) -> ReconcileReport:
+        """Compare settled charges with what the providers billed (fal per request with
+        ``[fal] admin_key``, WaveSpeed per day and model); ``apply`` sets fal jobs' charges to
+        fal's figures through the ledger. Admins only."""
+        self._require_admin(account, "reconcile spend with the providers' bills")
+        now = self.ledger.clock()
+        fal = wavespeed = None
+        try:
+            if self.settings.fal.admin_key is not None:
+                fal = FalBilling(self.settings.fal.admin_key, self.settings.fal.api_url)
+            if self.settings.wavespeed.key is not None:
+                wavespeed = WaveSpeedUsage(self.settings.wavespeed.key, self.settings.wavespeed.base_url)
+            return await reconcile(self.db, self.ledger, since=since or default_since(now), now=now, fal=fal,
+                                   wavespeed=wavespeed, apply=apply, actor=account.name)
+        except ProviderError as exc:
+            raise UserError(f"Reconciliation stopped: {exc.message}") from None
+        finally:
+            for client in (fal, wavespeed):
+                if client is not None:
+                    await client.aclose()
 
     # -- administration ---------------------------------------------------------------------
 

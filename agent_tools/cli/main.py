@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import UserError
-from . import accounts, books, chat, config, database, discord, generate, mcp, models, recommend, simulator, web
+from . import accounts, books, chat, config, database, discord, generate, mcp, models, recommend, reconcile, simulator, web
 from .output import EXIT_USAGE
 
 # The order of the groups is the order `videogen --help` lists them in.
-GROUPS = (models, recommend, generate, chat, simulator, accounts, books, database, mcp, web, discord, config)
+GROUPS = (models, recommend, generate, chat, simulator, accounts, books, reconcile, database, mcp, web, discord, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

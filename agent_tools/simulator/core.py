@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -63,6 +64,18 @@ class SimStats:
         self.media_renders = 0
 
 
+@dataclass
+class BillingScript:
+    """How the simulated bills differ from the list price (``core.billing``; see ``billing.py``)."""
+
+    multipliers: dict[str, Decimal] = field(default_factory=dict)
+    """Endpoint (or WaveSpeed model) id → factor on the list price, e.g. ``Decimal("1.25")``."""
+    overrides: dict[str, int] = field(default_factory=dict)
+    """Request id → micro-dollars billed, whatever the price."""
+    missing: set[str] = field(default_factory=set)
+    """Request ids that have no billing event (yet)."""
+
+
 class KeyVerdict:
     OK = "ok"
     MISSING = "missing"
@@ -80,6 +93,8 @@ class SimCore:
         self.stats = SimStats()
         self.rng = random.Random(settings.random_seed)
         self.base_url = ""
+        self.billing = BillingScript()
+        """What the simulated providers bill, and how it differs from the list price (see billing.py)."""
         self._recent_submits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 
     def now(self) -> float:

@@ -5,6 +5,7 @@ Layout (one server, each provider's own path structure below its base):
 - ``{base}/fal/queue``   → ``https://queue.fal.run``  (``Simulator.fal_queue_url``)
 - ``{base}/fal/rest``    → ``https://rest.fal.ai``    (``Simulator.fal_rest_url``)
 - ``{base}/fal/cdn``     → ``https://v3.fal.media``   (``Simulator.fal_cdn_url``, Python token uploads)
+- ``{base}/fal/api``     → ``https://api.fal.ai``     (``Simulator.fal_api_url``, billing events)
 - ``{base}/wavespeed``   → ``https://api.wavespeed.ai`` (``Simulator.wavespeed_base_url``)
 - ``{base}/upload/{token}?X-Sim-Signature=…`` presigned-style upload PUTs (both providers)
 - ``{base}/files/{token}/{name}`` generated media and uploaded files
@@ -23,6 +24,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from .billing import FalBillingRoutes
 from .core import ROUTE, SimCore, SimStats
 from .fal import FalRoutes
 from .files import FileRoutes
@@ -66,6 +68,11 @@ class Simulator:
     @property
     def fal_cdn_url(self) -> str:
         return f"{self.base_url}/fal/cdn"
+
+    @property
+    def fal_api_url(self) -> str:
+        """Stands in for ``https://api.fal.ai`` (the billing-events API)."""
+        return f"{self.base_url}/fal/api"
 
     @property
     def wavespeed_base_url(self) -> str:
@@ -119,6 +126,7 @@ class Simulator:
         app.router.add_get("/_sim/stats", self._stats)
         FileRoutes(self.core).register(app)
         FalRoutes(self.core).register(app)
+        FalBillingRoutes(self.core).register(app)
         WaveSpeedRoutes(self.core).register(app)
         return app
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .billing import wavespeed_usage
 from .core import ROUTE, KeyVerdict
 from .fal import NGINX_503
 from .jobs import Job, Phase
@@ -36,7 +37,7 @@ FAILURES: dict[Outcome, tuple[int, str]] = {
     Outcome.USER_TIMEOUT: (5004, "Timeout: the task did not start in time."),
     Outcome.STATUS_ERROR: (1403, "Task execution failed (simulated)."),
 }
-RESERVED = ("predictions", "media", "model", "models", "balance", "webhook")
+RESERVED = ("predictions", "media", "model", "models", "balance", "webhook", "account")
 
 
 def envelope(data: Any, status: int = 200) -> web.Response:
@@ -71,6 +72,8 @@ class WaveSpeedRoutes:
             route, allowed, handler = "wavespeed.upload_binary", "POST", self.upload_binary
         elif tail == "balance":
             route, allowed, handler = "wavespeed.balance", "GET", self.balance
+        elif tail == "account/usage":
+            route, allowed, handler = "wavespeed.usage", "GET", self.usage
         elif parts[0] not in RESERVED and len(parts) >= 2 and all(parts):
             route, allowed, handler = "wavespeed.submit", "POST", self.submit
         else:
@@ -175,6 +178,13 @@ class WaveSpeedRoutes:
         if job.take_flaky():
             return web.Response(status=503, text=NGINX_503, content_type="text/html")
         return envelope(self.prediction_data(job))
+
+    async def usage(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
+        """The account's billing per model over ``start_date``..``end_date`` (UTC days), see ``billing.py``."""
+        try:
+            return envelope(wavespeed_usage(self.core, request.query.get("start_date"), request.query.get("end_date")))
+        except ValueError:
+            return refusal(400, "start_date and end_date must be YYYY-MM-DD")
 
     async def balance(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         return envelope({"balance": 0.0 if broke else 100.0})
