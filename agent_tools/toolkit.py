@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncio
 import uuid
@@ -33,10 +33,11 @@ from .ledger import (AuditEntry, BooksCheck, Hold, Ledger, Limits, LimitStatus, 
 from .media import MediaError, MediaStore, check_inputs, prepare_inputs
 from .providers.base import ProviderAdapter
 from .money import format_usd
-from .providers.billing import FalBilling, WaveSpeedUsage
 from .providers.errors import ProviderError
 from .store import open_database
-from .reconcile import Report as ReconcileReport, default_since, reconcile
+
+if TYPE_CHECKING:
+    from .reconcile import Report as ReconcileReport
 
 LOCAL_ACCOUNT = "local"
 
@@ -528,11 +529,14 @@ class Toolkit:
         self._require_admin(account, "check the books")
         return await self.ledger.check_books()
 
-    async def reconcile(self, account: Account, *, since: date | None = None, apply: bool = False) -> ReconcileReport:
+    async def reconcile(self, account: Account, *, since: date | None = None, apply: bool = False) -> "ReconcileReport":
         """Compare settled charges with what the providers billed (fal per request with
         ``[fal] admin_key``, WaveSpeed per day and model); ``apply`` sets fal jobs' charges to
         fal's figures through the ledger. Admins only."""
         self._require_admin(account, "reconcile spend with the providers' bills")
+        from .providers.billing import FalBilling, WaveSpeedUsage  # late: only this command talks to billing
+        from .reconcile import default_since, reconcile
+
         now = self.ledger.clock()
         fal = wavespeed = None
         try:

@@ -142,8 +142,7 @@ async def test_failover_can_be_turned_off(tmp_path, sim, failover):
 
 
 async def test_missing_key_runs_on_the_equivalent(tmp_path, sim):
-    async with await open_kit(tmp_path, sim) as kit:
-        del kit.adapters["fal"]  # as if no FAL_KEY were set
+    async with await open_kit(tmp_path, sim, fal={"key": None}) as kit:  # no FAL_KEY set
         estimate = await kit.preflight(ALICE, FAL_TOOL, fal_args())
         assert estimate.spec.tool == WS_TOOL
         job = await kit.generate(ALICE, FAL_TOOL, fal_args())
