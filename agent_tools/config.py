@@ -43,6 +43,8 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("VIDEOGEN_FAL_QUEUE_URL", ("fal", "queue_url")),
     ("VIDEOGEN_FAL_REST_URL", ("fal", "rest_url")),
     ("VIDEOGEN_FAL_API_URL", ("fal", "api_url")),
+    ("WAVESPEED_WEBHOOK_SECRET", ("webhooks", "wavespeed_secret")),
+    ("VIDEOGEN_PUBLIC_URL", ("webhooks", "public_url")),
     ("VIDEOGEN_WAVESPEED_BASE_URL", ("wavespeed", "base_url")),
     ("VIDEOGEN_DB", ("storage", "database")),
     ("VIDEOGEN_MEDIA_DIR", ("storage", "media_dir")),
@@ -294,6 +296,42 @@ class PollingSettings(_Section):
         return self
 
 
+class WebhookSettings(_Section):
+    """Provider callbacks: with ``public_url`` set, submits ask fal and WaveSpeed to call
+    ``{public_url}/webhooks/{provider}`` when a request ends; the callback only wakes the job's
+    tracker, which then polls as always. Unset (the default): nothing changes."""
+
+    public_url: str | None = Field(
+        default=None, description="https base URL where this server's /webhooks/{provider} is reachable from the "
+                                  "internet (a tunnel such as cloudflared or ngrok for a home server)")
+    safety_poll_seconds: float = Field(default=60.0, ge=1, le=3600,
+                                       description="while a callback is awaited, poll only this often")
+    fal_jwks_url: str = Field(default="https://rest.fal.ai/.well-known/jwks.json",
+                              description="fal's published webhook keys (JWKS)")
+    fal_user_id: str | None = Field(default=None, description="if set, fal callbacks for another user are refused")
+    wavespeed_secret: SecretStr | None = Field(
+        default=None, description="WaveSpeed webhook secret (whsec_…, env WAVESPEED_WEBHOOK_SECRET); unset: "
+                                  "fetched with the API key")
+    max_skew_seconds: int = Field(default=300, ge=30, le=3600,
+                                  description="callbacks stamped further than this from now are refused")
+    listen_host: str = Field(default="127.0.0.1", description="where videogen discord serves /webhooks/{provider}")
+    listen_port: int = Field(default=8790, ge=1, le=65535,
+                             description="its port (videogen web and mcp --http serve the route on their own port)")
+
+    _jwks = field_validator("fal_jwks_url")(_http_url)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = _http_url(value.strip())
+        host = urlsplit(url).hostname or ""
+        if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("providers call only https URLs; use https:// (plain http only for 127.0.0.1 tests)")
+        return url
+
+
 class FailoverSettings(_Section):
     """Sending a job to the same model on another provider when the chosen one refuses it unsent."""
 
@@ -331,6 +369,7 @@ class Settings(_Section):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     prices: dict[str, dict[str, Decimal]] = Field(
         default={}, description="[prices.<tool>] <rate> = USD overrides the catalog's rate")
 
@@ -436,7 +475,7 @@ _FRIENDLY = {
     "list_type": "expected a list, such as [1, 2]",
     "extra_forbidden": "unknown setting (config.example.toml lists every setting)",
 }
-_SECRET_KEYS = {"key", "token", "secret", "api_key", "admin_key"}
+_SECRET_KEYS = {"key", "token", "secret", "api_key", "admin_key", "wavespeed_secret"}
 
 
 def _explain(exc: ValidationError, path: Path | None, env_keys: Mapping[tuple[str, ...], str]) -> str:

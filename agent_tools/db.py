@@ -215,6 +215,16 @@ MIGRATIONS: tuple[str, ...] = (
                                 requests INTEGER NOT NULL, billed_micros INTEGER NOT NULL,
                                 checked_at REAL NOT NULL, PRIMARY KEY(provider, day, model))
     """,
+    # 10: provider callbacks — a job submitted with a callback URL (polled only as a safety net), when a
+    # verified callback woke it, jobs found by their provider request id, and the deliveries seen in
+    # the timestamp window (a replay is refused in every process). See agent_tools/webhooks/.
+    """
+    ALTER TABLE jobs ADD COLUMN webhook INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN woken_at REAL;
+    CREATE INDEX jobs_request ON jobs(provider, request_id);
+    CREATE TABLE webhook_seen(key TEXT PRIMARY KEY, provider TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX webhook_seen_at ON webhook_seen(at)
+    """,
 )
 
 

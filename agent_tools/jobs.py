@@ -110,6 +110,10 @@ class Job:
     lease_until: float = 0.0
     failover: dict[str, Any] = field(default_factory=dict)
     """Set when the job runs on an equivalent endpoint: from_tool, from_provider, reason."""
+    webhook: bool = False
+    """Submitted with a provider callback URL: polled only as a slow safety net, woken by callbacks."""
+    woken_at: float | None = None
+    """When a verified callback first woke the job's tracker."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
@@ -118,6 +122,7 @@ class Job:
             data[key] = json.loads(data[key])
         data["state"] = JobState(data["state"])
         data["cancel_requested"] = bool(data["cancel_requested"])
+        data["webhook"] = bool(data.get("webhook", 0))
         return cls(**data)
 
     @property
@@ -223,7 +228,8 @@ class JobEngine:
                  polling: PollingSettings | None = None, settlement: Settlement | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 lease_seconds: float = LEASE_SECONDS) -> None:
+                 lease_seconds: float = LEASE_SECONDS, webhook_base: str | None = None,
+                 safety_poll_seconds: float = 60.0) -> None:
         self.db = db
         self.adapters = adapters
         self.media = media
@@ -244,6 +250,11 @@ class JobEngine:
         self._listening: asyncio.Task[None] | None = None
         self.hearing = asyncio.Event()
         """Set while this process hears other processes' nudges (PostgreSQL's LISTEN is on)."""
+        self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
+        """``[webhooks] public_url``: submits carry ``{base}/webhooks/{provider}`` as the callback."""
+        self.safety_poll_seconds = safety_poll_seconds
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._early: dict[tuple[str, str], float] = {}  # callbacks that beat the submit's answer
 
     # -- records ----------------------------------------------------------------------------
 
@@ -504,7 +515,8 @@ class JobEngine:
                                                   error="Cancelled before it was sent; nothing was charged."))
             raise asyncio.CancelledError()
         adapter = self.adapters[job.provider]
-        call = asyncio.ensure_future(adapter.submit(job.endpoint_id, dict(payload)))
+        callback = {"webhook_url": f"{self.webhook_base}/webhooks/{job.provider}"} if self.webhook_base else {}
+        call = asyncio.ensure_future(adapter.submit(job.endpoint_id, dict(payload), **callback))
         try:
             ref = await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -545,7 +557,7 @@ class JobEngine:
             queued = await self._transition(
                 job.id, JobState.QUEUED, {JobState.SUBMITTING}, f"accepted as {ref.request_id}",
                 request_id=ref.request_id, status_url=ref.status_url, result_url=ref.result_url,
-                cancel_url=ref.cancel_url, submitted_at=self.clock())
+                cancel_url=ref.cancel_url, submitted_at=self.clock(), webhook=1 if callback else 0)
         except DatabaseUnavailable as exc:
             self._known[job.id] = dataclasses.replace(job, request_id=ref.request_id)
             self._report(job.id, exc)
@@ -553,6 +565,8 @@ class JobEngine:
         except LeaseLost:
             queued = None  # taken over after a very long submit: the new owner records it
         job = queued or await self.get(job.id)
+        if self._early.pop((job.provider, ref.request_id), None) is not None:
+            self._wakes.setdefault(job.id, asyncio.Event()).set()  # its callback came first: look at once
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
 
@@ -617,7 +631,48 @@ class JobEngine:
         self._emit(moved, f"{job.provider} refused the submit ({exc.kind.value}); sending it to {plan.provider} instead")
         return (moved, plan.payload), None
 
+    # -- callbacks --------------------------------------------------------------------------
+
+    async def find_by_request(self, provider: str, request_id: str) -> Job | None:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE provider = ? AND request_id = ?", (provider, request_id))
+        return None if row is None else Job.from_row(row)
+
+    async def wake(self, job_id: str) -> bool:
+        """A verified callback says the job ended: record it and let its tracker ask the provider
+        now instead of at the next safety poll. False if it was already woken (a duplicate)."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute(
+                f"UPDATE jobs SET woken_at = ? WHERE id = ? AND woken_at IS NULL AND state IN ({placeholders(UNFINISHED)})",
+                (now, job_id, *(s.value for s in UNFINISHED)))
+        if cursor.rowcount != 1:
+            return False
+        self._wakes.setdefault(job_id, asyncio.Event()).set()
+        return True
+
+    def wake_request(self, provider: str, request_id: str) -> None:
+        """A callback for a request whose submit answer is not recorded yet: wake it when it is."""
+        self._early[(provider, request_id)] = self.clock()
+        while len(self._early) > 10_000:
+            self._early.pop(next(iter(self._early)))
+
+    async def _nap(self, job_id: str, seconds: float) -> None:
+        """Sleep ``seconds``, or less if a callback wakes the job."""
+        event = self._wakes.setdefault(job_id, asyncio.Event())
+        if not event.is_set():
+            napping = asyncio.ensure_future(self.sleep(seconds))
+            woken = asyncio.ensure_future(event.wait())
+            try:
+                await asyncio.wait({napping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (napping, woken):
+                    task.cancel()
+        event.clear()
+
     # -- tracking ---------------------------------------------------------------------------
+
+    def _forget_wake(self, job_id: str) -> None:
+        self._wakes.pop(job_id, None)
 
     def track(self, job_id: str) -> asyncio.Task[Job]:
         """The one task following a job in this process (started if needed): it polls the provider
@@ -628,6 +683,7 @@ class JobEngine:
             task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
             self._tasks[job_id] = task
             task.add_done_callback(self._tracker_done)
+            task.add_done_callback(lambda t, j=job_id: self._forget_wake(j))
         return task
 
     def _tracker_done(self, task: asyncio.Task[Job]) -> None:
@@ -762,6 +818,8 @@ class JobEngine:
         delay = self.polling.initial_seconds
         failures = 0
         adapter = self.adapters[job.provider]
+        if job.webhook and job.state is JobState.QUEUED:
+            await self._nap(job.id, self.safety_poll_seconds)  # its callback says when to look
         while job.state in ACTIVE:
             try:
                 if job.state is JobState.FETCHING:
@@ -785,7 +843,9 @@ class JobEngine:
                     return job
                 self._emit(job, f"{job.provider} did not answer ({exc.kind.value}); retrying")
                 await self.sleep(max(delay, exc.retry_after or 0))
-            if await self._pause(job_id, delay):
+            if job.webhook:  # polling is only the safety net for a lost callback
+                await self._nap(job.id, self.safety_poll_seconds)
+            elif await self._pause(job_id, delay):
                 job = await self.get(job_id)  # another process changed it (a cancel): look before polling
             delay = min(delay * self.polling.factor, self.polling.max_seconds)
         return job

@@ -38,6 +38,7 @@ from .store import open_database
 
 if TYPE_CHECKING:
     from .reconcile import Report as ReconcileReport
+    from .webhooks.receiver import WebhookReceiver
 
 LOCAL_ACCOUNT = "local"
 
@@ -176,6 +177,8 @@ class Toolkit:
         self.missing_key_hints: dict[str, str] = {}
         """Per provider, what to say instead of ``MISSING_KEY`` when its key is unusable (e.g. the
         MCP command names the placeholder to replace in claude_desktop_config.json)."""
+        self._webhooks: WebhookReceiver | None = None
+        self._wavespeed_secret: str | None = None
         self.warnings: BoundedDict = BoundedDict(1000)
         """Budget warnings (e.g. "80 % of today's budget used") from recent jobs' reservations;
         a surface reads (and may pop) them right after ``generate``; old entries fall off."""
@@ -191,13 +194,51 @@ class Toolkit:
                            trusted_urls=(settings.fal.queue_url, settings.fal.rest_url, settings.wavespeed.base_url))
         ledger = Ledger(db, settings, **({"clock": engine_options["clock"]} if "clock" in engine_options else {}))
         engine = JobEngine(db, adapters, media, polling=settings.polling, settlement=LedgerSettlement(ledger),
-                           **engine_options)
+                           webhook_base=settings.webhooks.public_url,
+                           safety_poll_seconds=settings.webhooks.safety_poll_seconds, **engine_options)
         toolkit = cls(settings, db, engine, media, adapters, ledger)
         await ledger.ensure_account(LOCAL_ACCOUNT)
         await ledger.ensure_totals()  # an older database gets its running totals here, once
         if resume:
             await toolkit.resume()
         return toolkit
+
+    @property
+    def webhooks(self) -> "WebhookReceiver":
+        """The provider-callback receiver every HTTP surface mounts at ``/webhooks/{provider}``."""
+        if self._webhooks is None:
+            from .webhooks.receiver import WebhookReceiver
+            from .webhooks.verify import JwksCache
+
+            self._webhooks = WebhookReceiver(self.settings.webhooks, self.db, self.engine,
+                                             jwks=JwksCache(self._fal_jwks), wavespeed_secret=self._webhook_secret)
+        return self._webhooks
+
+    async def _fal_jwks(self) -> list[dict[str, Any]]:
+        """fal's published webhook keys (``[webhooks] fal_jwks_url``)."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(self.settings.webhooks.fal_jwks_url)
+        keys = response.json().get("keys") if response.is_success else None
+        return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else []
+
+    async def _webhook_secret(self) -> str | None:
+        """WaveSpeed's webhook secret: configured, or fetched once with the API key."""
+        configured = self.settings.webhooks.wavespeed_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        if self._wavespeed_secret is None and self.settings.wavespeed.key is not None:
+            import httpx
+
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.get(
+                    f"{self.settings.wavespeed.base_url}/api/v3/webhook/secret",
+                    headers={"Authorization": f"Bearer {self.settings.wavespeed.key.get_secret_value()}"})
+            data = response.json().get("data") if response.is_success else None
+            secret = data.get("secret") if isinstance(data, dict) else None
+            self._wavespeed_secret = secret if isinstance(secret, str) and secret else None
+        return self._wavespeed_secret
 
     async def resume(self) -> list[Job]:
         return await self.engine.resume()

@@ -52,6 +52,7 @@ from ..jobs import Job, JobEvent, JobState
 from ..money import usd
 from ..serving import Prefixed
 from ..toolkit import Account, Toolkit
+from ..webhooks.mount import starlette_route
 
 log = logging.getLogger(__name__)
 
@@ -321,10 +322,15 @@ class BearerAuth:
     def __init__(self, app: Any, toolkit: Toolkit) -> None:
         self.app = app
         self.toolkit = toolkit
+        self.webhooks = starlette_route(lambda: toolkit.webhooks)
+        """Provider callbacks prove themselves by their signature, not a bearer token."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope.get("path", "").startswith("/webhooks/"):
+            await self.webhooks(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"authorization"), "")
         scheme, _, token = header.partition(" ")

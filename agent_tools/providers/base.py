@@ -87,7 +87,8 @@ class CancelOutcome(StrEnum):
 class ProviderAdapter(Protocol):
     name: str
 
-    async def submit(self, endpoint_id: str, payload: dict[str, Any]) -> RequestRef: ...
+    async def submit(self, endpoint_id: str, payload: dict[str, Any], *,
+                     webhook_url: str | None = None) -> RequestRef: ...
 
     async def status(self, ref: RequestRef) -> StatusUpdate: ...
 

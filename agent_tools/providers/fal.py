@@ -124,12 +124,15 @@ class FalAdapter(KeyedClient):
 
     # -- submit ----------------------------------------------------------------------------------
 
-    async def submit(self, endpoint_id: str, payload: dict[str, Any]) -> RequestRef:
-        """Queue a request; the body is the model input exactly as given (fal does not validate it)."""
+    async def submit(self, endpoint_id: str, payload: dict[str, Any], *,
+                     webhook_url: str | None = None) -> RequestRef:
+        """Queue a request; the body is the model input exactly as given (fal does not validate it).
+        ``webhook_url``: fal POSTs a signed callback there when the request ends (``fal_webhook``)."""
         app = AppId.parse(endpoint_id)
         url = f"{self.queue_url}/{app.full}"
         response = await self._send("POST", url, what="submit", retry_response=retry_rate_limit_only,
-                                    retry_error=retry_unsent_only, json=payload)
+                                    retry_error=retry_unsent_only, json=payload,
+                                    params={"fal_webhook": webhook_url} if webhook_url else None)
         if not response.is_success:
             raise self._http_error(response, "submit")
         data = json_body(response)

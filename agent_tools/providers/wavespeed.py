@@ -78,7 +78,8 @@ class WaveSpeedAdapter(KeyedClient):
 
     # -- submit ----------------------------------------------------------------------------------
 
-    async def submit(self, endpoint_id: str, payload: dict[str, Any]) -> RequestRef:
+    async def submit(self, endpoint_id: str, payload: dict[str, Any], *,
+                     webhook_url: str | None = None) -> RequestRef:
         model = endpoint_id.strip().strip("/")
         parts = model.split("/")
         if len(parts) < 2 or not all(_MODEL_SEGMENT.fullmatch(p) for p in parts):
@@ -86,7 +87,7 @@ class WaveSpeedAdapter(KeyedClient):
                                "owner/model[/variant] such as wavespeed-ai/hunyuan-video/i2v.", provider=PROVIDER)
         response = await self._send("POST", f"{self.base_url}/api/v3/{model}", what="submit",
                                     retry_response=retry_rate_limit_only, retry_error=retry_unsent_only,
-                                    json=payload)
+                                    json=payload, params={"webhook": webhook_url} if webhook_url else None)
         data = self._envelope(response, "submit")
         task_id = data.get("id")
         if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .callbacks import CallbackSender
 from .uploads import SIGNATURE_PARAM, Upload, UploadStore
 from .jobs import Job
 from .media import MediaSpec, MediaStore, caption
@@ -94,6 +95,8 @@ class SimCore:
         self.rng = random.Random(settings.random_seed)
         self.base_url = ""
         self.billing = BillingScript()
+        self.callbacks = CallbackSender(self)
+        """Signs and sends the providers' callbacks (fal Ed25519 + JWKS, WaveSpeed HMAC)."""
         """What the simulated providers bill, and how it differs from the list price (see billing.py)."""
         self._recent_submits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 

@@ -101,6 +101,7 @@ class FalRoutes:
         app.router.add_post("/fal/rest/storage/upload/initiate", self.initiate_upload)
         app.router.add_post("/fal/rest/storage/auth/token", self.storage_token)
         app.router.add_post("/fal/cdn/files/upload", self.cdn_upload)
+        app.router.add_get("/fal/rest/.well-known/jwks.json", self.jwks)
         app.router.add_route("*", "/fal/queue/{tail:.*}", self.queue)
 
     # -- auth ---------------------------------------------------------------------------------
@@ -198,6 +199,7 @@ class FalRoutes:
                   flaky_left=scenario.flaky_polls, urls=self._urls(app, request_id))
         job.webhook = request.query.get("fal_webhook")
         self.core.add_job(job)
+        self.core.callbacks.schedule(job, lambda: self.callback_body(job))
         return web.json_response({"status": "IN_QUEUE", "request_id": request_id, **job.urls,
                                   "queue_position": scenario.queue_position})
 
@@ -213,6 +215,19 @@ class FalRoutes:
         if how == "locked":
             return detail(403, LOCKED)
         return None
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        request[ROUTE] = "fal.jwks"
+        return web.json_response(self.core.callbacks.jwks())
+
+    async def callback_body(self, job: Job) -> dict[str, Any]:
+        """fal's callback body: the result's JSON as ``payload``, or its error (docs §1.9)."""
+        answer = await self.result_response(job)
+        payload = json.loads(answer.text) if answer.text else None
+        base = {"request_id": job.id, "gateway_request_id": job.id}
+        if answer.status == 200:
+            return {**base, "status": "OK", "payload": payload, "error": None}
+        return {**base, "status": "ERROR", "payload": payload, "error": f"Invalid status code: {answer.status}"}
 
     def status_body(self, job: Job, with_logs: bool) -> tuple[int, dict[str, Any]]:
         now = self.core.now()
@@ -259,6 +274,9 @@ class FalRoutes:
         return response
 
     async def result(self, request: web.Request, job: Job) -> web.Response:
+        return await self.result_response(job)
+
+    async def result_response(self, job: Job) -> web.Response:
         snap = job.snapshot(self.core.now())
         if snap.phase is not Phase.DONE:
             return detail(400, "Request is still in progress")

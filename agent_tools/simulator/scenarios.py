@@ -37,6 +37,9 @@ Timing and transport markers (combine freely with an outcome):
 - ``[sim:flaky=2]`` the next 2 status polls (fal status, WaveSpeed prediction GET) answer 503, then
   polls behave normally.
 - ``[sim:rate_limit]`` the submit itself answers 429 (nothing is queued).
+- ``[sim:webhook=M]``: how this request's callback goes wrong (``lost``, ``duplicate``, ``replay``,
+  ``late``, ``bad_signature``, ``stale``, ``tampered``; see ``callbacks.py``); only when the submit
+  asked for a callback.
 - ``[sim:fal_refuse=R]`` / ``[sim:wavespeed_refuse=R]``: only that provider refuses the submit, so a
   failover to the other one can be scripted in one prompt. ``R`` is ``429`` (rate limited, with a
   ``Retry-After`` of 120 s, so clients stop at once), ``503`` (a gateway page without a request id:
@@ -74,8 +77,9 @@ VALUE_MARKERS = ("slow", "queue", "flaky")
 FLAG_MARKERS = ("rate_limit", "nsfw")
 REFUSE_MARKERS = {"fal_refuse": "fal", "wavespeed_refuse": "wavespeed"}
 REFUSALS = ("429", "503", "500", "locked")
+WEBHOOK_MODES = ("lost", "duplicate", "replay", "late", "bad_signature", "stale", "tampered")
 _OUTCOMES = frozenset(o.value for o in Outcome)
-KNOWN_MARKERS = (*(o.value for o in Outcome), *VALUE_MARKERS, *FLAG_MARKERS, *REFUSE_MARKERS)
+KNOWN_MARKERS = (*(o.value for o in Outcome), *VALUE_MARKERS, *FLAG_MARKERS, *REFUSE_MARKERS, "webhook")
 
 
 class MarkerError(ValueError):
@@ -123,6 +127,8 @@ class SimSettings:
     media_cache_entries: int = 128
     log_steps: int = 10
     """fal logs: one ``step k/N`` line per 1/N of the run."""
+    webhook_late_seconds: float = 1.0
+    """``[sim:webhook=late]``: how long after the end the callback is sent."""
     sync_timeout_seconds: float = 30.0
     """WaveSpeed ``enable_sync_mode``: longer waits answer 504, as the real gateway does."""
 
@@ -153,6 +159,7 @@ class Scenario:
     explicit_outcome: bool = False
     refusals: tuple[tuple[str, str], ...] = ()  # (provider, REFUSALS value) from [sim:<provider>_refuse=R]
     nsfw: bool = False  # the result flags its outputs as NSFW
+    webhook: str | None = None  # WEBHOOK_MODES value from [sim:webhook=M]
 
     def refusal(self, provider: str) -> str | None:
         """How ``provider`` refuses this submit (``[sim:fal_refuse=503]``), or None."""
@@ -201,6 +208,11 @@ def parse(prompt: object, settings: SimSettings, rng: random.Random | None = Non
             scenario = replace(scenario, queue_position=int(_number(name, value, int)))
         elif name == "flaky":
             scenario = replace(scenario, flaky_polls=int(_number(name, value, int)))
+        elif name == "webhook":
+            mode = (value or "").strip().lower()
+            if mode not in WEBHOOK_MODES:
+                raise MarkerError(f"[sim:webhook=M] needs M to be one of {', '.join(WEBHOOK_MODES)}")
+            scenario = replace(scenario, webhook=mode)
         elif name in REFUSE_MARKERS:
             how = (value or "").strip().lower()
             if how not in REFUSALS:

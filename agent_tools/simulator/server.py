@@ -70,6 +70,11 @@ class Simulator:
         return f"{self.base_url}/fal/cdn"
 
     @property
+    def fal_jwks_url(self) -> str:
+        """Where the simulated fal publishes the key its callbacks are signed with."""
+        return f"{self.fal_rest_url}/.well-known/jwks.json"
+
+    @property
     def fal_api_url(self) -> str:
         """Stands in for ``https://api.fal.ai`` (the billing-events API)."""
         return f"{self.base_url}/fal/api"
@@ -107,6 +112,7 @@ class Simulator:
         self.core.base_url = f"http://{shown}:{bound_port}"
 
     async def stop(self) -> None:
+        await self.core.callbacks.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

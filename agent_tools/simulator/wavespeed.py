@@ -72,6 +72,8 @@ class WaveSpeedRoutes:
             route, allowed, handler = "wavespeed.upload_binary", "POST", self.upload_binary
         elif tail == "balance":
             route, allowed, handler = "wavespeed.balance", "GET", self.balance
+        elif tail == "webhook/secret":
+            route, allowed, handler = "wavespeed.webhook_secret", "GET", self.webhook_secret
         elif tail == "account/usage":
             route, allowed, handler = "wavespeed.usage", "GET", self.usage
         elif parts[0] not in RESERVED and len(parts) >= 2 and all(parts):
@@ -128,6 +130,7 @@ class WaveSpeedRoutes:
                   queue_seconds=self.core.settings.queue_seconds, flaky_left=scenario.flaky_polls,
                   urls={"get": self._result_url(job_id)}, webhook=request.query.get("webhook"))
         self.core.add_job(job)
+        self.core.callbacks.schedule(job, lambda: self._callback_body(job))
         if payload.get("enable_sync_mode") is True:
             return await self._wait_sync(job)
         return envelope(self.prediction_data(job))
@@ -185,6 +188,13 @@ class WaveSpeedRoutes:
             return envelope(wavespeed_usage(self.core, request.query.get("start_date"), request.query.get("end_date")))
         except ValueError:
             return refusal(400, "start_date and end_date must be YYYY-MM-DD")
+
+    async def _callback_body(self, job: Job) -> dict[str, Any]:
+        """The bare prediction, without the envelope, as WaveSpeed posts it (docs §2.4)."""
+        return self.prediction_data(job)
+
+    async def webhook_secret(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
+        return envelope({"secret": self.core.callbacks.wavespeed_secret})
 
     async def balance(self, request: web.Request, parts: list[str], broke: bool) -> web.Response:
         return envelope({"balance": 0.0 if broke else 100.0})

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from ..config import Settings
 from ..simulator.session import simulated
 from ..toolkit import Toolkit
+from ..webhooks.mount import starlette_route
 from . import admin, pages
 from .dashboard import HERE, Dashboard
 from .session import Signer
@@ -43,6 +44,7 @@ def create_app(toolkit: Toolkit | None = None, *, settings: Settings | None = No
         Route("/media/{job_id:str}/{index:int}", dashboard.page(dashboard.media), name="media"),
         *pages.routes(dashboard),
         *admin.routes(dashboard),
+        starlette_route(lambda: dashboard.toolkit.webhooks),  # provider callbacks: signed, no sign-in
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

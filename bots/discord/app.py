@@ -22,6 +22,7 @@ import discord
 from agent_tools.config import Settings
 from agent_tools.errors import UserError
 from agent_tools.toolkit import Account, Toolkit
+from agent_tools.webhooks.mount import serve_aiohttp
 
 from .chat import DiscordChat, ask_command
 from .commands import CommandTree, install, payload, role_ids
@@ -195,6 +196,9 @@ async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool 
     async with simulated(settings, simulate) as effective:
         toolkit = await Toolkit.open(effective)
         bot = make_bot(toolkit, simulated=simulate, force_sync=force_sync)
+        hooks = effective.webhooks
+        receiver = (await serve_aiohttp(toolkit.webhooks, hooks.listen_host, hooks.listen_port)
+                    if hooks.public_url else None)  # provider callbacks, behind [webhooks] public_url
         try:
             async with bot:
                 await bot.start(token.get_secret_value().strip())
@@ -205,4 +209,6 @@ async def serve(settings: Settings, *, simulate: bool = False, force_sync: bool 
             raise UserError(f"Cannot reach Discord ({exc}). Check this machine's internet access, proxy or "
                             "firewall, then start the bot again.") from None
         finally:
+            if receiver is not None:
+                await receiver.cleanup()
             await toolkit.close()
