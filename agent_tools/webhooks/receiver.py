@@ -47,7 +47,10 @@ class WebhookReceiver:
         try:
             return 200, await self._handle(provider, headers, body)
         except Rejected as refused:
-            log.warning("refused a %s webhook: %s", provider if provider in PROVIDERS else "?", refused)
+            # A repeat of an accepted delivery is routine (a provider retrying after a slow answer);
+            # anything else may be an attack or a misconfigured secret: worth a warning.
+            log.log(logging.INFO if refused.status == 409 else logging.WARNING, "refused a %s webhook: %s",
+                    provider if provider in PROVIDERS else "?", refused)
             return refused.status, {"error": str(refused)}
 
     async def _handle(self, provider: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
