@@ -74,6 +74,7 @@ async def run(jobs: int, run_seconds: float) -> dict[str, dict[str, float]]:
             *(polled.generate(ACCOUNT, TOOL, {"prompt": f"polled {i}"}) for i in range(jobs - half)))
         wall = time.perf_counter() - start
         await receiver.cleanup()
+        woken = (await hooked.db.fetchone("SELECT COUNT(*) FROM jobs WHERE woken_at IS NOT NULL"))[0]
         for kit in (hooked, polled):
             await kit.close()
     await sim.stop()
@@ -86,7 +87,7 @@ async def run(jobs: int, run_seconds: float) -> dict[str, dict[str, float]]:
                         "status": c["status"] / n[mode], "result": c["result"] / n[mode],
                         "provider_requests_per_job": sum(c.values()) / n[mode]}
     report["run"] = {"wall_s": wall, "downloads_per_job": sim.stats.routes.get("files.get", 0) / jobs,
-                     "callbacks_sent": sim.stats.routes.get("fal.callback", 0)}
+                     "callbacks_sent": sim.stats.routes.get("fal.callback", 0), "woken": woken}
     return report
 
 
@@ -97,7 +98,8 @@ def main() -> None:
     args = parser.parse_args()
     report = asyncio.run(run(args.jobs, args.run_seconds))
     print(f"{args.jobs} jobs, each running {args.run_seconds:g} s at the simulator, in {report['run']['wall_s']:.1f} s wall; "
-          f"{report['run']['callbacks_sent']:.0f} callbacks sent; {report['run']['downloads_per_job']:.2f} downloads/job")
+          f"{report['run']['callbacks_sent']:.0f} callbacks sent, {report['run']['woken']} jobs woken by one; "
+          f"{report['run']['downloads_per_job']:.2f} downloads/job")
     print("| mode | jobs | succeeded | submit/job | status/job | result/job | provider requests/job |")
     print("|---|---|---|---|---|---|---|")
     for mode in ("webhooks", "polling"):
