@@ -215,7 +215,7 @@ MIGRATIONS: tuple[str, ...] = (
                                 requests INTEGER NOT NULL, billed_micros INTEGER NOT NULL,
                                 checked_at REAL NOT NULL, PRIMARY KEY(provider, day, model))
     """,
-    # 10: provider callbacks — a job submitted with a callback URL (polled only as a safety net), when a
+    # 11: provider callbacks — a job submitted with a callback URL (polled only as a safety net), when a
     # verified callback woke it, jobs found by their provider request id, and the deliveries seen in
     # the timestamp window (a replay is refused in every process). See agent_tools/webhooks/.
     """
