@@ -50,7 +50,7 @@ from ..catalog import CATALOG, OutputKind
 from ..errors import UserError
 from ..jobs import Job, JobEvent, JobState
 from ..money import usd
-from ..serving import Prefixed
+from ..serving import Prefixed, base_url, bind, running
 from ..toolkit import Account, Toolkit
 from ..webhooks.mount import starlette_route
 
@@ -380,19 +380,10 @@ def _uvicorn(toolkit: Toolkit, host: str, port: int, origin: Mapping[str, Any] |
              log_level: str, mounts: Mapping[str, Any] | None = None) -> tuple[Any, socket.socket, str]:
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port.") from None
-    bound = sock.getsockname()[1]
-    config = uvicorn.Config(http_app(toolkit, host=host, origin=origin, mounts=mounts), host=host, port=bound,
-                            log_level=log_level, access_log=False, lifespan="on")
-    shown = f"[{host}]" if ":" in host else host
-    return uvicorn.Server(config), sock, f"http://{shown}:{bound}{HTTP_PATH}"
+    sock = bind(host, port)
+    config = uvicorn.Config(http_app(toolkit, host=host, origin=origin, mounts=mounts), host=host,
+                            port=sock.getsockname()[1], log_level=log_level, access_log=False, lifespan="on")
+    return uvicorn.Server(config), sock, base_url(host, sock) + HTTP_PATH
 
 
 async def serve_http(toolkit: Toolkit, host: str, port: int, *, origin: Mapping[str, Any] | None = None,
@@ -419,17 +410,6 @@ async def running_http(toolkit: Toolkit, host: str = "127.0.0.1", port: int = 0,
                        origin: Mapping[str, Any] | None = None, log_level: str = "warning",
                        mounts: Mapping[str, Any] | None = None) -> AsyncIterator[str]:
     """Serve HTTP in this event loop while the block runs; yields the endpoint URL (port 0: a free one)."""
-    server, sock, url = _uvicorn(toolkit, host, port, origin, log_level, mounts)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the HTTP server stopped before it started")
-            await asyncio.sleep(0.01)
-        yield url
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
+    app = http_app(toolkit, host=host, origin=origin, mounts=mounts)
+    async with running(app, host, port, log_level=log_level) as url:
+        yield url + HTTP_PATH
