@@ -1,6 +1,6 @@
 """The Discord bot end to end without Discord: real ``discord.Interaction`` objects dispatched through
-the real ``CommandTree`` and view store, a Toolkit on a real SQLite file, the provider simulator on
-loopback, and both doors out of the bot recorded: the interaction webhook (discord.py's webhook
+the real ``CommandTree`` and view store, a Toolkit on a real SQLite file and again on a real
+PostgreSQL schema (``database_url``), the provider simulator on loopback, and both doors out of the bot recorded: the interaction webhook (discord.py's webhook
 adapter) and the bot's own token (``HTTPClient.request``). Nothing connects to Discord.
 """
 
@@ -236,13 +236,15 @@ async def sim():
     await simulator.stop()
 
 
-def make_settings(tmp_path: Path, sim: Simulator, **overrides: Any):
+def make_settings(tmp_path: Path, sim: Simulator, database: str | None = None, **overrides: Any):
+    """The bot's settings against the simulator; ``database`` a SQLite path or a PostgreSQL URL
+    (default: a file in the test's folder)."""
     from agent_tools.config import Settings
 
     data: dict[str, Any] = {
         "fal": {"key": "sim-fal-key", "queue_url": sim.fal_queue_url, "rest_url": sim.fal_rest_url},
         "wavespeed": {"key": "sim-ws-key", "base_url": sim.wavespeed_base_url},
-        "storage": {"database": str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
+        "storage": {"database": database or str(tmp_path / "videogen.db"), "media_dir": str(tmp_path / "media")},
         "polling": {"initial_seconds": 0.02, "max_seconds": 0.05, "factor": 1.5},
         "quotas": {"default": {"daily_usd": 5, "monthly_usd": 50}},
         "admins": {"discord_user_ids": [int(ROOT["id"])], "discord_role_ids": [ADMIN_ROLE]},
@@ -279,15 +281,11 @@ async def stop_bot(bot: VideoBot) -> None:
 
 
 @pytest.fixture
-async def bot(request, tmp_path, sim):
-    """A bot on a SQLite file; a test marked ``ON_EACH_ENGINE`` runs again on a PostgreSQL schema."""
-    database = request.getfixturevalue("postgres_url") if getattr(request, "param", "sqlite") == "postgres" else None
-    made = await make_bot(make_settings(tmp_path, sim, **({"storage": {"database": database}} if database else {})))
+async def bot(tmp_path, sim, database_url):
+    """A bot on a SQLite file, and again on a PostgreSQL schema (``database_url`` is parametrized)."""
+    made = await make_bot(make_settings(tmp_path, sim, database_url))
     yield made
     await stop_bot(made)
-
-
-ON_EACH_ENGINE = pytest.mark.parametrize("bot", ["sqlite", "postgres"], indirect=True)
 
 
 def embed_of(call: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +312,6 @@ async def spent(bot: VideoBot) -> int:
 
 # -- a generation, start to finish ------------------------------------------------------------------
 
-@ON_EACH_ENGINE
 async def test_video_from_command_to_posted_file(bot):
     rec = bot.recorder
     inter = await slash(bot, "text-to-video pika_text_to_video", prompt="a fox in the snow", duration=10)
@@ -343,8 +340,8 @@ async def test_video_from_command_to_posted_file(bot):
     assert await bot.state.pending() == [] and await bot.state.is_delivered(job.id)
 
 
-async def test_progress_edits_are_throttled(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim))
+async def test_progress_edits_are_throttled(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url))
     bot.progress_interval = 0.25
     try:
         started = time.monotonic()
@@ -436,8 +433,8 @@ async def test_invalid_input_is_refused_before_anything_is_charged(bot):
     assert len(rec.calls) == 6 and await jobs_of(bot) == [] and await spent(bot) == 0
 
 
-async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, quotas={"default": {"daily_usd": 0.1}}))
+async def test_quota_refusal_is_ephemeral_and_says_when_it_resets(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, quotas={"default": {"daily_usd": 0.1}}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
@@ -478,7 +475,6 @@ async def test_output_over_the_upload_limit_is_linked(bot):
 
 # -- cancel: the owner or an admin, nobody else ---------------------------------------------------------
 
-@ON_EACH_ENGINE
 async def test_cancel_by_owner_and_refusal_for_a_stranger(bot):
     rec = bot.recorder
     await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=30] a long one")
@@ -512,9 +508,9 @@ async def test_admin_may_cancel_anyones_job_and_cancel_command(bot):
 
 # -- past 15 minutes: the bot's own token -------------------------------------------------------------
 
-async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(tmp_path, sim):
+async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(tmp_path, sim, database_url):
     clock = Clock()
-    bot = await make_bot(make_settings(tmp_path, sim), clock=clock)
+    bot = await make_bot(make_settings(tmp_path, sim, database_url), clock=clock)
     rec = bot.recorder
     try:
         await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=0.6] a long render")
@@ -556,7 +552,7 @@ class _Response:
 # -- restarts ---------------------------------------------------------------------------------------
 
 async def test_results_are_delivered_after_a_restart(tmp_path, sim, database_url):
-    settings = make_settings(tmp_path, sim, storage={"database": database_url})
+    settings = make_settings(tmp_path, sim, database_url)
     first = await make_bot(settings)
     await slash(first, "text-to-video pika_text_to_video", prompt="[sim:slow=0.2] finishes while the bot is down")
     await slash(first, "text-to-video pika_text_to_video", prompt="[sim:slow=1] still running at the restart", user=BOB)
@@ -595,7 +591,6 @@ async def test_results_are_delivered_after_a_restart(tmp_path, sim, database_url
 
 # -- /quota, /jobs, /models ------------------------------------------------------------------------
 
-@ON_EACH_ENGINE
 async def test_quota_jobs_and_models(bot):
     rec = bot.recorder
     await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
@@ -705,8 +700,8 @@ async def test_in_a_thread_the_bot_needs_send_messages_in_threads_and_posts_ther
     assert rec.of("bot", "POST")[-1]["path"] == f"/channels/{thread['id']}/messages"
 
 
-async def test_slow_checks_defer_privately_so_a_refusal_stays_private(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, quotas={"default": {"daily_usd": 0.1}}))
+async def test_slow_checks_defer_privately_so_a_refusal_stays_private(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, quotas={"default": {"daily_usd": 0.1}}))
     bot.check_seconds = 0  # the checks "take too long": the bot must answer Discord first, privately
     try:
         rec = bot.recorder
@@ -742,8 +737,8 @@ async def test_dms_are_refused_unless_the_operator_enables_them(bot):
     assert bot.recorder.ephemeral_texts() == [DMS_OFF] and await jobs_of(bot) == []
 
 
-async def test_enabled_dms_apply_the_users_limits_and_the_global_cap(tmp_path, sim):
-    settings = make_settings(tmp_path, sim, discord={"allow_dms": True, "confirm_above_usd": 50},
+async def test_enabled_dms_apply_the_users_limits_and_the_global_cap(tmp_path, sim, database_url):
+    settings = make_settings(tmp_path, sim, database_url, discord={"allow_dms": True, "confirm_above_usd": 50},
                              quotas={"default": {"daily_usd": 5}, "global": {"daily_usd": 0.3}})
     bot = await make_bot(settings)
     try:
@@ -760,8 +755,8 @@ async def test_enabled_dms_apply_the_users_limits_and_the_global_cap(tmp_path, s
 
 # -- safety: operator switches, banned words, allow-lists ------------------------------------------------
 
-async def test_provider_safety_switches_are_the_operators(tmp_path, sim):
-    settings = make_settings(tmp_path, sim, discord={"provider_switches": {"enable_safety_checker": False},
+async def test_provider_safety_switches_are_the_operators(tmp_path, sim, database_url):
+    settings = make_settings(tmp_path, sim, database_url, discord={"provider_switches": {"enable_safety_checker": False},
                                                      "confirm_above_usd": 50})
     bot = await make_bot(settings)
     try:
@@ -779,8 +774,8 @@ async def test_provider_safety_switches_are_the_operators(tmp_path, sim):
         await stop_bot(bot)
 
 
-async def test_banned_words_from_config_and_admin(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, discord={"banned_words": ["Gore"], "confirm_above_usd": 50}))
+async def test_banned_words_from_config_and_admin(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"banned_words": ["Gore"], "confirm_above_usd": 50}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-video pika_text_to_video", prompt="a lot of GORE, please")
@@ -798,7 +793,6 @@ async def test_banned_words_from_config_and_admin(tmp_path, sim):
         await stop_bot(bot)
 
 
-@ON_EACH_ENGINE
 async def test_channel_and_model_allow_lists(bot):
     rec = bot.recorder
     other = {"id": "910000000000000080", "name": "art", "type": 0, "permissions": "0"}
@@ -832,8 +826,8 @@ async def card_ids(rec: Recorder) -> list[str]:
     return [c["custom_id"] for row in body["components"] for c in row["components"]]
 
 
-async def test_an_expensive_run_asks_first_and_reserves_nothing_until_run(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1}))
+async def test_an_expensive_run_asks_first_and_reserves_nothing_until_run(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"confirm_above_usd": 1}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="a storm at sea")  # 4 s at 1080p: $2.00
@@ -863,9 +857,9 @@ async def test_an_expensive_run_asks_first_and_reserves_nothing_until_run(tmp_pa
         await stop_bot(bot)
 
 
-async def test_a_card_can_be_cancelled_expires_and_is_only_its_owners(tmp_path, sim):
+async def test_a_card_can_be_cancelled_expires_and_is_only_its_owners(tmp_path, sim, database_url):
     clock = Clock()
-    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1}), clock=clock)
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"confirm_above_usd": 1}), clock=clock)
     try:
         rec = bot.recorder
         await slash(bot, "text-to-video sora_2_pro_text_to_video", prompt="one")
@@ -888,8 +882,8 @@ async def test_a_card_can_be_cancelled_expires_and_is_only_its_owners(tmp_path, 
         await stop_bot(bot)
 
 
-async def test_run_checks_the_budget_again_and_a_refusal_keeps_the_card(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, discord={"confirm_above_usd": 1},
+async def test_run_checks_the_budget_again_and_a_refusal_keeps_the_card(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"confirm_above_usd": 1},
                                        quotas={"default": {"daily_usd": 3}}))
     try:
         rec = bot.recorder
@@ -926,9 +920,9 @@ async def run_past_the_token(bot: VideoBot, clock: Clock, prompt: str = "[sim:sl
 
 
 @pytest.fixture
-async def late_bot(tmp_path, sim):
+async def late_bot(tmp_path, sim, database_url):
     clock = Clock()
-    made = await make_bot(make_settings(tmp_path, sim), clock=clock)
+    made = await make_bot(make_settings(tmp_path, sim, database_url), clock=clock)
     made.retry_delays = (0.01, 0.01, 0.01)
     made.test_clock = clock
     yield made
@@ -1002,8 +996,8 @@ async def test_nsfw_outputs_are_posted_as_spoilers(bot):
     assert not rec.of("webhook", "POST", "/webhooks/")[-1]["files"][0].startswith("SPOILER_")
 
 
-async def test_nsfw_outputs_are_withheld_outside_age_restricted_channels(tmp_path, sim):
-    bot = await make_bot(make_settings(tmp_path, sim, discord={"nsfw": "withhold", "confirm_above_usd": 50}))
+async def test_nsfw_outputs_are_withheld_outside_age_restricted_channels(tmp_path, sim, database_url):
+    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"nsfw": "withhold", "confirm_above_usd": 50}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-image hunyuan_image_v3", prompt="[sim:nsfw] a statue")

@@ -273,10 +273,11 @@ async def test_a_blank_token_is_refused_too():
         await serve(settings)  # a blank token is as good as none
 
 
-async def test_commands_sync_only_when_the_payload_changes(tmp_path):
+async def test_commands_sync_only_when_the_payload_changes(tmp_path, database_url):
     from agent_tools.toolkit import Toolkit
 
-    settings = Settings.model_validate({"storage": {"database": str(tmp_path / "db.sqlite"),
+    # the synced payload's hash is the bot's own record (discord_meta), kept on either database
+    settings = Settings.model_validate({"storage": {"database": database_url,
                                                     "media_dir": str(tmp_path / "media")},
                                         "discord": {"token": "x", "guild_ids": [42]}})
     toolkit = await Toolkit.open(settings)
