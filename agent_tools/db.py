@@ -542,6 +542,27 @@ def lock_keys(conn: Any, keys: Iterable[str]) -> None:
         lock(list(keys))
 
 
+def claim_leases(conn: Any, table: str, key: str, where: str, args: Sequence[Any], *, owner: str, now: float,
+                 until: float, renew: bool = True) -> list[Any]:
+    """Inside a transaction body: make ``owner`` the lease holder, until ``until``, of the rows of
+    ``table`` that match ``where`` and are free — no owner, or the owner's lease lapsed before
+    ``now`` — and (``renew``) of those it holds already; the ``key`` of each row it now holds.
+
+    Of several processes claiming one row, exactly one gets it. A lease is the ``owner`` and
+    ``lease_until`` columns (jobs, Discord deliveries). On SQLite this is one conditional UPDATE:
+    ``BEGIN IMMEDIATE`` lets one writer in at a time, so claimers take turns. On PostgreSQL a
+    claimer skips a row another transaction is claiming (``FOR UPDATE SKIP LOCKED``), so claimers
+    never queue behind each other (``postgres.Connection.claim_leases``).
+    """
+    special = getattr(conn, "claim_leases", None)
+    if special is not None:
+        return special(table, key, where, args, owner=owner, now=now, until=until, renew=renew)
+    mine = " OR owner = ?" if renew else ""
+    return [row[0] for row in conn.execute(
+        f"UPDATE {table} SET owner = ?, lease_until = ? WHERE ({where}) AND (owner IS NULL OR lease_until < ?{mine})"
+        f" RETURNING {key}", (owner, until, *args, now, *((owner,) if renew else ()))).fetchall()]
+
+
 JOBS_CHANNEL = "videogen_jobs"
 """Where a job's id is announced when another process should look at it now (a cancel)."""
 

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 from .catalog import CATALOG
 from .config import PollingSettings
-from .db import JOBS_CHANNEL, Database, DatabaseUnavailable, Transaction, listener, nudge, placeholders
+from .db import (JOBS_CHANNEL, Database, DatabaseUnavailable, Transaction, claim_leases, listener, nudge,
+                 placeholders)
 from .errors import UserError
 from .media import MediaError, MediaMismatch, MediaStore
 from .providers.base import CancelOutcome, ProviderAdapter, RemoteState, RequestRef
@@ -439,12 +440,13 @@ class JobEngine:
         return {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
 
     async def _claim(self, job_id: str, states: frozenset[JobState]) -> bool:
-        """Make this process the job's owner if it is already, or if the owner's lease has lapsed."""
+        """Make this process the job's owner if it is already, or if the owner's lease has lapsed.
+        False also when another process is claiming it this moment (PostgreSQL passes over a row
+        being claimed): the caller watches the job and asks again at its next look."""
         now = self.clock()
-        return await self.db.run(lambda conn: conn.execute(
-            f"UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state IN ({placeholders(states)})"
-            " AND (owner = ? OR owner IS NULL OR lease_until < ?)",
-            (self.owner, now + self.lease_seconds, job_id, *(s.value for s in states), self.owner, now)).rowcount == 1)
+        return bool(await self.db.run(lambda conn: claim_leases(
+            conn, "jobs", "id", f"id = ? AND state IN ({placeholders(states)})", (job_id, *(s.value for s in states)),
+            owner=self.owner, now=now, until=now + self.lease_seconds)))
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
@@ -1020,11 +1022,10 @@ class JobEngine:
         """Claim a job whose lease has lapsed (exactly one process wins) and carry it on; None if
         another process was first or the job moved on."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            claimed = await tx.execute(
-                "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ? AND state = ? AND lease_until < ?",
-                (self.owner, now + self.lease_seconds, job_id, state.value, now))
-        if claimed.rowcount != 1:
+        claimed = await self.db.run(lambda conn: claim_leases(
+            conn, "jobs", "id", "id = ? AND state = ?", (job_id, state.value),
+            owner=self.owner, now=now, until=now + self.lease_seconds, renew=False))
+        if not claimed:
             return None
         if state is JobState.PENDING:
             return await self._transition(job_id, JobState.FAILED, {JobState.PENDING}, "interrupted before submit",

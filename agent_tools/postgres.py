@@ -19,7 +19,9 @@ write one SQL (SQLite's, with ``?`` placeholders) and never ask which engine run
   committed row (so a job or a hold changes state once). SQLite's ``BEGIN IMMEDIATE`` serialises all
   writers; here a read-then-write such as a reservation first takes transaction-scoped advisory
   locks on the keys it depends on (``lock_keys``), in sorted order so two writers never deadlock,
-  released at commit — safe behind PgBouncer's transaction pooling, unlike session locks.
+  released at commit — safe behind PgBouncer's transaction pooling, unlike session locks. A claim
+  of a job's or a delivery's lease (``claim_leases``) locks the free rows ``FOR UPDATE SKIP
+  LOCKED``, so processes claiming the same rows pass over each other's instead of queueing.
 
 psycopg 3 with psycopg-pool is the driver: it speaks both sync and async, its ``%s`` parameters are
 a plain rewrite of ``?``, and it has ``COPY`` for ``videogen db copy`` and ``notifies()`` for
@@ -225,6 +227,25 @@ class Connection:
         transactions asking for overlapping keys queue instead of deadlocking."""
         for key in sorted(set(keys)):
             self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+    def claim_leases(self, table: str, key: str, where: str, args: Sequence[Any], *, owner: str, now: float,
+                     until: float, renew: bool = True) -> list[Any]:
+        """``db.claim_leases`` on PostgreSQL. Free rows are locked with ``FOR UPDATE SKIP LOCKED``: a
+        row another transaction is claiming (or writing) right now is passed over, not waited for
+        — that one wins or is left free for a later try — and a row locked here is re-checked
+        against its newest committed version, so one another process just took is not taken
+        again. Rows this owner holds already are renewed by a plain conditional UPDATE instead,
+        which waits for the owner's own transactions on them (a renewal under way) rather than
+        skipping a row it owns."""
+        held: list[Any] = []
+        if renew:
+            held = [r[0] for r in self.execute(f"UPDATE {table} SET lease_until = ? WHERE ({where}) AND owner = ?"
+                                               f" RETURNING {key}", (until, *args, owner)).fetchall()]
+        taken = [r[0] for r in self.execute(
+            f"UPDATE {table} SET owner = ?, lease_until = ? WHERE {key} IN (SELECT {key} FROM {table} WHERE ({where})"
+            f" AND (owner IS NULL OR lease_until < ?) FOR UPDATE SKIP LOCKED) RETURNING {key}",
+            (owner, until, *args, now)).fetchall()]
+        return held + taken  # apart: a row renewed above is no longer lapsed
 
     def columns(self, table: str) -> list[str]:
         """The columns of one of this schema's tables, in their order."""

@@ -194,3 +194,77 @@ async def test_a_cancel_through_another_process_wakes_the_owner_at_once(tmp_path
             assert done.state is JobState.CANCELLED and done.actual_micros == 0
     finally:
         await sim.stop()
+
+
+# -- leases: a job or a delivery has one owner ----------------------------------------------------
+
+CLAIM = "job_id IN (?, ?) AND delivered_at IS NULL"
+
+
+async def claim(db, owner: str, now: float, *, renew: bool = True) -> list[str]:
+    from agent_tools.db import claim_leases
+
+    return sorted(await db.run(lambda conn: claim_leases(conn, "discord_deliveries", "job_id", CLAIM, ("a", "b"),
+                                                         owner=owner, now=now, until=now + 60, renew=renew)))
+
+
+async def add_deliveries(db) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany("INSERT INTO discord_deliveries(job_id, created_at) VALUES (?, ?)", [("a", 0), ("b", 0)])
+
+
+async def test_a_lease_is_taken_by_one_owner_renewed_by_it_and_taken_over_once_it_lapses(database_url):
+    """On both engines (the claim is the one dialect-specific statement of jobs and deliveries)."""
+    async with await open_database(database_url) as db:
+        await add_deliveries(db)
+        assert await claim(db, "A", now=100) == ["a", "b"]  # free rows
+        assert await claim(db, "B", now=110) == []  # A's leases run until 160
+        assert await claim(db, "A", now=110, renew=False) == []  # a take-over takes only lapsed leases
+        assert await claim(db, "A", now=120) == ["a", "b"]  # renewed, until 180
+        assert await claim(db, "B", now=170) == []
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE discord_deliveries SET delivered_at = 1 WHERE job_id = 'a'")
+        assert await claim(db, "B", now=181) == ["b"]  # lapsed; a delivered row is never claimed
+        assert await claim(db, "A", now=182) == []  # A's process is back: B holds it now
+        assert await db.scalar("SELECT owner FROM discord_deliveries WHERE job_id = 'b'") == "B"
+
+
+async def test_a_claim_passes_over_a_row_another_process_is_claiming(postgres_url):
+    """``FOR UPDATE SKIP LOCKED``: with another transaction holding row ``a`` (a claimer that has not
+    committed yet), a claim takes ``b`` without waiting for ``a`` — a wait would end in the lock
+    timeout set here and fail the test — and once the other commits its claim, ``a`` is its."""
+    async with await open_database(postgres_url) as db:
+        await add_deliveries(db)
+        with psycopg.connect(postgres_url) as other:
+            other.execute("SELECT * FROM discord_deliveries WHERE job_id = 'a' FOR UPDATE")
+
+            def claim_without_waiting(conn) -> list[str]:
+                from agent_tools.db import claim_leases
+
+                conn.execute("SET LOCAL lock_timeout = '20s'")
+                return claim_leases(conn, "discord_deliveries", "job_id", CLAIM, ("a", "b"), owner="B", now=100,
+                                    until=160)
+
+            assert await db.run(claim_without_waiting) == ["b"]
+            other.execute("UPDATE discord_deliveries SET owner = 'A', lease_until = 160 WHERE job_id = 'a'")
+            other.commit()
+        assert await claim(db, "B", now=110) == ["b"]  # a is A's: re-checked after its commit, not taken
+        assert await claim(db, "A", now=110) == ["a"]
+
+
+async def test_an_owner_renewing_its_lease_waits_for_its_own_write_instead_of_skipping_the_row(postgres_url):
+    """A row this owner holds is renewed even while another of its transactions writes it (a renewal
+    under way): passing over it would read as "another process posts this" and drop the delivery."""
+    async with await open_database(postgres_url) as db:
+        await add_deliveries(db)
+        assert await claim(db, "A", now=100) == ["a", "b"]
+        with psycopg.connect(postgres_url) as writer:
+            writer.execute("UPDATE discord_deliveries SET lease_until = 170 WHERE owner = 'A'")  # not committed
+            blocked_by_writer = ("SELECT COUNT(*) FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))",
+                                 (writer.info.backend_pid,))
+            renewing = asyncio.ensure_future(claim(db, "A", now=110))
+            while not await db.scalar(*blocked_by_writer):  # the renewal waits for the writer
+                assert not renewing.done()
+                await asyncio.sleep(0.01)
+            writer.commit()
+        assert await renewing == ["a", "b"]

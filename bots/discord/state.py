@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from agent_tools.db import Database, placeholders
+from agent_tools.db import Database, claim_leases, placeholders
 
 DELIVERY_LEASE_SECONDS = 60.0
 
@@ -42,14 +42,11 @@ class BotState:
 
     async def claim(self, job_id: str) -> bool:
         """Make this process the one to post ``job_id``: if it is already, or the row is unclaimed,
-        or its owner's lease lapsed. One conditional UPDATE, so of several processes one wins."""
+        or its owner's lease lapsed (``claim_leases``: of several processes exactly one wins)."""
         now = self.clock()
-        async with self.db.transaction() as tx:
-            cursor = await tx.execute(
-                "UPDATE discord_deliveries SET owner = ?, lease_until = ? WHERE job_id = ? AND delivered_at IS NULL"
-                " AND (owner = ? OR owner IS NULL OR lease_until < ?)",
-                (self.owner, now + self.lease_seconds, job_id, self.owner, now))
-        return cursor.rowcount == 1
+        return bool(await self.db.run(lambda conn: claim_leases(
+            conn, "discord_deliveries", "job_id", "job_id = ? AND delivered_at IS NULL", (job_id,),
+            owner=self.owner, now=now, until=now + self.lease_seconds)))
 
     async def renew(self, job_ids: Iterable[str]) -> None:
         """Extend this process's claims on the jobs it is following (one statement for all of them)."""
