@@ -535,7 +535,7 @@ def lock_keys(conn: Any, keys: Iterable[str]) -> None:
     """Inside a transaction body: make transactions that read and then write what depends on
     ``keys`` (a reservation reads its scopes' totals, then adds a hold) take turns. SQLite's
     ``BEGIN IMMEDIATE`` already serialises every writer, so there is nothing to do; a PostgreSQL
-    transaction takes its advisory locks here (``postgres.SyncTransaction.lock_keys``). Call it
+    transaction takes its advisory locks here (``postgres.Connection.lock_keys``). Call it
     first in the body, before anything it protects is read."""
     lock = getattr(conn, "lock_keys", None)
     if lock is not None:

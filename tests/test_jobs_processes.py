@@ -1,6 +1,7 @@
-"""Several processes, one SQLite file: each job is polled by one process at a time, and a job whose
-process is killed (``kill -9``) at any point of its life ends exactly once after another process
-resumes it, with nothing submitted twice and the books balanced (issue 10).
+"""Several processes, one database (a SQLite file, then a PostgreSQL schema): each job is polled by
+one process at a time, and a job whose process is killed (``kill -9``) at any point of its life
+ends exactly once after another process resumes it, with nothing submitted twice and the books
+balanced (issues 10 and 14).
 
 The simulator runs in the test process and records which process made each provider call
 (``processes.Recording``). Run as a script, this file is the worker:
@@ -120,7 +121,7 @@ POINTS = {
 
 
 @pytest.mark.parametrize("point", list(POINTS))
-async def test_a_killed_process_job_ends_exactly_once_after_a_resume(tmp_path, point):
+async def test_a_killed_process_job_ends_exactly_once_after_a_resume(tmp_path, point, database_url):
     hold, wait_for, tool, arguments, final, submits, charged = POINTS[point]
     if "image_url" in arguments:
         image = tmp_path / "in.png"
@@ -130,9 +131,9 @@ async def test_a_killed_process_job_ends_exactly_once_after_a_resume(tmp_path, p
     if hold:
         recording.hold[hold] = 30.0
     sim = await start_sim(recording)
-    db = tmp_path / "shared.db"
+    db = database_url
     try:
-        base = base_settings(tmp_path, sim)
+        base = base_settings(tmp_path, sim, database_url)
         victim = await spawn(base, "victim", "generate", tool, json.dumps(arguments))
         try:
             if wait_for:
