@@ -60,8 +60,9 @@ def llm():
     fake.stop()
 
 
-async def chat_bot(tmp_path, sim, llm, *, quotas: dict | None = None, **llm_settings: Any):
-    settings = make_settings(tmp_path, sim, llm={"base_url": llm.base_url, "model": "fake-model", "api_key": "sk-x",
+async def chat_bot(tmp_path, sim, llm, *, quotas: dict | None = None, database: str | None = None,
+                   **llm_settings: Any):
+    settings = make_settings(tmp_path, sim, database, llm={"base_url": llm.base_url, "model": "fake-model", "api_key": "sk-x",
                                                  "usd_per_mtok_input": 2, "usd_per_mtok_output": 8,
                                                  "max_retries": 0, **llm_settings},
                              **({"quotas": {"default": quotas}} if quotas else {}))
@@ -267,13 +268,14 @@ async def test_an_llm_error_mid_turn_is_shown_in_the_thread(tmp_path, sim, llm):
         await stop_bot(bot)
 
 
-async def test_a_restart_mid_conversation_continues_it(tmp_path, sim, llm):
+async def test_a_restart_mid_conversation_continues_it(tmp_path, sim, llm, database_url):
+    """The conversation is stored (on either database) exactly as it is replayed to the model."""
     llm.script = [{"text": "Cartoon or real?"}]
-    bot = await chat_bot(tmp_path, sim, llm)
+    bot = await chat_bot(tmp_path, sim, llm, database=database_url)
     await bot.on_message(message(bot, FOX))
     await stop_bot(bot)
     llm.script = [lambda body: {"text": f"Cartoon it is ({[m['role'] for m in body['messages']]})."}]
-    again = await chat_bot(tmp_path, sim, llm)
+    again = await chat_bot(tmp_path, sim, llm, database=database_url)
     try:
         await again.on_message(message(again, "cartoon", in_thread=True))
         assert last_edit(again.recorder) == "Cartoon it is (['system', 'user', 'assistant', 'user'])."
