@@ -49,6 +49,8 @@ SUBMIT_LEASE_SECONDS = 300.0
 MAX_STATUS_FAILURES = 8
 MAX_RESULT_ATTEMPTS = 4
 MAX_DOWNLOAD_ATTEMPTS = 3
+WATCH_SECONDS = 2.0
+"""How often a process looks at the rows of its jobs napping until their callback (see ``_watch``)."""
 JSON_COLUMNS = frozenset({"params", "outputs", "logs", "origin", "failover"})
 
 
@@ -230,7 +232,7 @@ class JobEngine:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  lease_seconds: float = LEASE_SECONDS, webhook_base: str | None = None,
-                 safety_poll_seconds: float = 60.0) -> None:
+                 safety_poll_seconds: float = 60.0, watch_seconds: float = WATCH_SECONDS) -> None:
         self.db = db
         self.adapters = adapters
         self.media = media
@@ -247,14 +249,19 @@ class JobEngine:
         self._known: dict[str, Job] = {}
         """The last record read of each unfinished job at a provider, to name it if the database goes."""
         self._reported: set[str] = set()
-        self._nudges: dict[str, asyncio.Event] = {}  # job id → set when another process nudged it
+        self._nudges: dict[str, asyncio.Event] = {}
+        """Job id → set when the job should be looked at now instead of after its pause: a callback
+        received here, or another process's nudge (a callback or a cancel received there)."""
         self._listening: asyncio.Task[None] | None = None
         self.hearing = asyncio.Event()
         """Set while this process hears other processes' nudges (PostgreSQL's LISTEN is on)."""
         self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
         """``[webhooks] public_url``: submits carry ``{base}/webhooks/{provider}`` as the callback."""
         self.safety_poll_seconds = safety_poll_seconds
-        self._wakes: dict[str, asyncio.Event] = {}
+        self.watch_seconds = watch_seconds
+        self._napping: dict[str, tuple[float, float | None]] = {}
+        """Jobs of this process in a safety nap → (updated_at, woken_at) of the row when it began."""
+        self._watching: asyncio.Task[None] | None = None
         self._early: dict[tuple[str, str], float] = {}  # callbacks that beat the submit's answer
 
     # -- records ----------------------------------------------------------------------------
@@ -568,7 +575,7 @@ class JobEngine:
             queued = None  # taken over after a very long submit: the new owner records it
         job = queued or await self.get(job.id)
         if self._early.pop((job.provider, ref.request_id), None) is not None:
-            self._wakes.setdefault(job.id, asyncio.Event()).set()  # its callback came first: look at once
+            self._nudges.setdefault(job.id, asyncio.Event()).set()  # its callback came first: look at once
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
 
@@ -641,15 +648,24 @@ class JobEngine:
 
     async def wake(self, job_id: str) -> bool:
         """A verified callback says the job ended: record it and let its tracker ask the provider
-        now instead of at the next safety poll. False if it was already woken (a duplicate)."""
+        now instead of at the next safety poll. False if it was already woken (a duplicate).
+
+        The tracker may be in another process (the callback reached another replica or shard):
+        it is nudged the way a cancel nudges it — PostgreSQL's NOTIFY at once; on SQLite its
+        ``_watch`` sees ``woken_at`` on the row within ``watch_seconds``."""
         now = self.clock()
         async with self.db.transaction() as tx:
             cursor = await tx.execute(
                 f"UPDATE jobs SET woken_at = ? WHERE id = ? AND woken_at IS NULL AND state IN ({placeholders(UNFINISHED)})",
                 (now, job_id, *(s.value for s in UNFINISHED)))
+            row = await (await tx.execute("SELECT owner FROM jobs WHERE id = ?", (job_id,))).fetchone()
         if cursor.rowcount != 1:
             return False
-        self._wakes.setdefault(job_id, asyncio.Event()).set()
+        owner = row["owner"] if row is not None else None
+        if owner == self.owner or job_id in self._tasks:
+            self._nudges.setdefault(job_id, asyncio.Event()).set()
+        if owner != self.owner:
+            await nudge(self.db, JOBS_CHANNEL, job_id)
         return True
 
     def wake_request(self, provider: str, request_id: str) -> None:
@@ -658,23 +674,62 @@ class JobEngine:
         while len(self._early) > 10_000:
             self._early.pop(next(iter(self._early)))
 
-    async def _nap(self, job_id: str, seconds: float) -> None:
-        """Sleep ``seconds``, or less if a callback wakes the job."""
-        event = self._wakes.setdefault(job_id, asyncio.Event())
-        if not event.is_set():
-            napping = asyncio.ensure_future(self.sleep(seconds))
-            woken = asyncio.ensure_future(event.wait())
-            try:
-                await asyncio.wait({napping, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (napping, woken):
-                    task.cancel()
-        event.clear()
+    async def _nap(self, job: Job) -> bool:
+        """The safety net's pause (``safety_poll_seconds``) of a job awaiting its callback; True if
+        it ended early because the job was nudged (see ``_nudges``; on SQLite, by ``_watch``).
+        ``job`` is the record as last seen, so a change another process makes meanwhile shows."""
+        self._napping[job.id] = (job.updated_at, job.woken_at)
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.create_task(self._watch(), name="job-naps")
+        try:
+            return await self._pause(job.id, self.safety_poll_seconds)
+        finally:
+            self._napping.pop(job.id, None)
+
+    async def _watch(self) -> None:
+        """While jobs of this process nap (their polls may be minutes apart):
+
+        - renew their leases every quarter lease in one UPDATE, so a nap longer than the lease is
+          never taken for a dead owner;
+        - where no NOTIFY is heard (SQLite, or PostgreSQL while LISTEN is down), look at their rows
+          every ``watch_seconds`` in one SELECT and nudge each job another process wrote meanwhile:
+          a callback it received (``woken_at``) or a cancel (``updated_at``). This is that
+          database's NOTIFY: the owner hears within seconds, not at its next safety poll."""
+        renewed = self.clock()
+        tick = min(self.watch_seconds, self.lease_seconds / 4)
+        try:
+            while self._napping:
+                await self.sleep(tick)
+                napping = dict(self._napping)
+                if not napping:
+                    break
+                now = self.clock()
+                if now - renewed >= self.lease_seconds / 4:
+                    await self._renew_leases(list(napping), now)
+                    renewed = now
+                if not self.hearing.is_set():
+                    for job_id in await self._written_meanwhile(napping):
+                        self._nudges.setdefault(job_id, asyncio.Event()).set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next nap watches again; the safety polls carry on meanwhile
+            log.warning("stopped watching napping jobs (%s); they are checked at their safety poll", exc)
+
+    async def _renew_leases(self, job_ids: list[str], now: float) -> None:
+        for chunk in _chunks(job_ids):
+            async with self.db.transaction() as tx:
+                await tx.execute(f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND id IN ({placeholders(chunk)})",
+                                 (now + self.lease_seconds, self.owner, *chunk))
+
+    async def _written_meanwhile(self, napping: Mapping[str, tuple[float, float | None]]) -> list[str]:
+        written = []
+        for chunk in _chunks(list(napping)):
+            rows = await self.db.fetchall(
+                f"SELECT id, updated_at, woken_at FROM jobs WHERE id IN ({placeholders(chunk)})", chunk)
+            written += [r["id"] for r in rows if (r["updated_at"], r["woken_at"]) != napping[r["id"]]]
+        return written
 
     # -- tracking ---------------------------------------------------------------------------
-
-    def _forget_wake(self, job_id: str) -> None:
-        self._wakes.pop(job_id, None)
 
     def track(self, job_id: str) -> asyncio.Task[Job]:
         """The one task following a job in this process (started if needed): it polls the provider
@@ -685,7 +740,6 @@ class JobEngine:
             task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
             self._tasks[job_id] = task
             task.add_done_callback(self._tracker_done)
-            task.add_done_callback(lambda t, j=job_id: self._forget_wake(j))
         return task
 
     def _tracker_done(self, task: asyncio.Task[Job]) -> None:
@@ -700,8 +754,9 @@ class JobEngine:
             log.error("tracking job %s failed", job_id, exc_info=exc)
 
     def _listen(self) -> None:
-        """Hear other processes' nudges (a cancel) while this one follows jobs — on PostgreSQL;
-        on SQLite there are none, and a change is seen at the next poll or lease renewal."""
+        """Hear other processes' nudges (a cancel, a callback) while this one follows jobs — on
+        PostgreSQL; on SQLite there are none: a change is seen at the next poll, and a job napping
+        until its callback is watched (``_watch``)."""
         if self._listening is None or self._listening.done():
             notes = listener(self.db, JOBS_CHANNEL)
             if notes is not None:
@@ -820,8 +875,9 @@ class JobEngine:
         delay = self.polling.initial_seconds
         failures = 0
         adapter = self.adapters[job.provider]
-        if job.webhook and job.state is JobState.QUEUED:
-            await self._nap(job.id, self.safety_poll_seconds)  # its callback says when to look
+        if job.webhook and job.state is JobState.QUEUED and job.woken_at is None:
+            if await self._nap(job):  # its callback says when to look
+                job = await self.get(job_id)
         while job.state in ACTIVE:
             try:
                 if job.state is JobState.FETCHING:
@@ -846,7 +902,8 @@ class JobEngine:
                 self._emit(job, f"{job.provider} did not answer ({exc.kind.value}); retrying")
                 await self.sleep(max(delay, exc.retry_after or 0))
             if job.webhook:  # polling is only the safety net for a lost callback
-                await self._nap(job.id, self.safety_poll_seconds)
+                if await self._nap(job):
+                    job = await self.get(job_id)
             elif await self._pause(job_id, delay):
                 job = await self.get(job_id)  # another process changed it (a cancel): look before polling
             delay = min(delay * self.polling.factor, self.polling.max_seconds)
@@ -1042,11 +1099,12 @@ class JobEngine:
     async def aclose(self) -> None:
         """Stop tracking and hand this process's unfinished jobs over: their leases end now, so the
         next process to resume (or to wait for one of them) takes them at once, not a lease later."""
-        tasks = [*self._tasks.values(), *self._finishing, *([self._listening] if self._listening is not None else [])]
+        tasks = [*self._tasks.values(), *self._finishing,
+                 *(task for task in (self._listening, self._watching) if task is not None)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._listening = None
+        self._listening = self._watching = None
         try:
             async with self.db.transaction() as tx:
                 await tx.execute(f"UPDATE jobs SET lease_until = 0 WHERE owner = ? AND state IN ({placeholders(UNFINISHED)})",
@@ -1072,6 +1130,11 @@ def _may_exist(exc: ProviderError) -> bool:
     ``submit_outcome_unknown``.
     """
     return exc.error_type == SUBMIT_OUTCOME_UNKNOWN
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """``IN (…)`` lists of at most ``size`` ids (a bound on statement parameters)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 async def _call(callback: EventCallback | None, event: JobEvent) -> None:

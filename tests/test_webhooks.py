@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import socket
 import time
 
 import httpx
@@ -19,6 +20,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent_tools.config import is_database_url
 from agent_tools.jobs import JobState
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
@@ -143,12 +145,15 @@ class Receiver:
             await self.runner.cleanup()
 
 
-async def webhook_kit(tmp_path, sim, *, safety: float = 3600, sleep=None, port_holder: Receiver):
-    """A toolkit whose public URL is the receiver it serves (the port is known only once it listens)."""
-    import socket
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+async def webhook_kit(tmp_path, sim, *, safety: float = 3600, sleep=None, port_holder: Receiver):
+    """A toolkit whose public URL is the receiver it serves (the port is known only once it listens)."""
+    port = free_port()
     settings = make_settings(tmp_path, sim, webhooks={
         "public_url": f"http://127.0.0.1:{port}", "safety_poll_seconds": safety,
         "fal_jwks_url": sim.fal_jwks_url, "max_skew_seconds": 300})
@@ -306,3 +311,44 @@ async def test_web_and_mcp_http_serve_the_route_outside_sign_in(tmp_path, sim):
                 replayed = await client.post("/webhooks/fal", content=body, headers=headers)
                 assert replayed.status_code == 409 and "replay" in replayed.json()["error"]
                 assert (await client.post("/webhooks/fal", content=body)).status_code == 401
+
+
+# -- a callback that reaches another process ---------------------------------------------------------
+
+async def test_a_callback_received_by_another_process_wakes_the_owner(tmp_path, database_url):
+    """Two processes on one database (replicas behind one public URL); the callback lands on the one
+    that does not own the job. The owner's safety poll is an hour, so it can only finish because it
+    was told: PostgreSQL's NOTIFY (its row watch is off), or on SQLite its row watch. Its lease
+    (0.5 s) is kept meanwhile: the other process, resuming all the while, takes nothing over."""
+    postgres = is_database_url(database_url)
+    frozen = [0.0]  # the simulated job stays queued until the test moves this clock
+    simulator = Simulator(SimSettings(queue_seconds=1, run_seconds=1), clock=lambda: frozen[0])
+    await simulator.start(host="127.0.0.1", port=0)
+    receiver = Receiver()
+    port = free_port()
+    settings = make_settings(tmp_path, simulator, database_url, webhooks={
+        "public_url": f"http://127.0.0.1:{port}", "safety_poll_seconds": 3600, "fal_jwks_url": simulator.fal_jwks_url})
+    owner = await Toolkit.open(settings, lease_seconds=0.5, watch_seconds=3600 if postgres else 0.05)
+    other = await Toolkit.open(settings)
+    try:
+        receiver.runner = web.AppRunner(aiohttp_app(other.webhooks))  # only the other process listens
+        await receiver.runner.setup()
+        await web.TCPSite(receiver.runner, "127.0.0.1", port).start()
+        job = await owner.generate(ALICE, "hunyuan_video_image_to_video", {"prompt": "x", "image_url": IMAGE}, wait=0)
+        assert job.webhook and job.owner == owner.engine.owner
+        if postgres:
+            await asyncio.wait_for(owner.engine.hearing.wait(), 30)
+        for _ in range(15):  # three leases go by while the owner naps
+            assert await other.resume() == []
+            await asyncio.sleep(0.1)
+        frozen[0] = 100.0  # the job ends at the provider, which calls back
+        done = await asyncio.wait_for(owner.wait_for_job(ALICE, job.id), 60)  # a guard, not a timing assertion
+        assert done.state is JobState.SUCCEEDED and done.woken_at is not None and done.owner == owner.engine.owner
+        [sent] = simulator.core.callbacks.sent
+        assert sent.status == 200 and sent.provider == "fal"
+        assert simulator.stats.routes.get("fal.status") == 1, "one status poll, after the wake; no safety poll"
+    finally:
+        await owner.close()
+        await other.close()
+        await receiver.stop()
+        await simulator.stop()
