@@ -155,6 +155,11 @@ class Job:
         return (f"Ran on {self.provider} ({self.tool}) instead of {self.failover.get('from_provider')} "
                 f"({self.failover.get('from_tool')}): {self.failover.get('reason')}.")
 
+    @property
+    def failover_brief(self) -> str | None:
+        """The same in a few words for lists and cards (``on wavespeed instead of fal``); else None."""
+        return f"on {self.provider} instead of {self.failover.get('from_provider')}" if self.failover else None
+
 
 @dataclass(frozen=True)
 class JobEvent:

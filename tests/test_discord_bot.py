@@ -411,6 +411,28 @@ def test_reroll_arguments_keep_everything_but_the_seed():
     assert 0 <= arguments["seed"] <= 2147483647
 
 
+async def test_a_job_that_failed_over_says_where_it_ran_and_why(bot):
+    rec = bot.recorder
+    inter = await slash(bot, "image-to-video hunyuan_video_image_to_video", prompt="a lighthouse [sim:fal_refuse=429]",
+                        image_url="https://example.com/still.png")
+    await finish(bot)
+    [job] = await jobs_of(bot)
+    assert job.state is JobState.SUCCEEDED and job.provider == "wavespeed"
+    note = ("Ran on wavespeed (wavespeed_hunyuan_video_i2v) instead of fal (hunyuan_video_image_to_video): "
+            "fal refused the submit (rate limited).")
+    edits = rec.of("webhook", "PATCH", "@original")
+    assert field(embed_of(edits[-1]), "Provider") == note
+    [post] = rec.of("webhook", "POST", f"/webhooks/{APP_ID}/{inter.token}")
+    assert f"-# {note}" in post["body"]["content"]
+    await slash(bot, "jobs")
+    assert f"`{job.id}` ✅ Done · Hunyuan Video (wavespeed_hunyuan_video_i2v) · on wavespeed instead of fal · " \
+        in rec.ephemeral_texts()[-1]
+    await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
+    await finish(bot)
+    plain = rec.of("webhook", "PATCH", "@original")[-1]
+    assert "Provider" not in [f["name"] for f in embed_of(plain).get("fields", [])]
+
+
 # -- refusals are ephemeral and free ------------------------------------------------------------------
 
 async def test_invalid_input_is_refused_before_anything_is_charged(bot):

@@ -210,6 +210,24 @@ def test_a_generation_from_the_gallery_appears_finishes_and_plays(site):
     assert download.headers["content-disposition"].startswith("attachment")
 
 
+def test_a_job_that_failed_over_says_where_it_ran_and_why(site):
+    client = site.browser("alice")
+    plain = site.job(ALICE)
+    job = site.call(site.toolkit.generate, ALICE, "hunyuan_video_image_to_video",
+                    {"prompt": "a lighthouse [sim:fal_refuse=429]", "image_url": "https://example.com/still.png"},
+                    wait=0)
+    job = site.call(site.toolkit.wait_for_job, ALICE, job.id, timeout=30)
+    assert job.state is JobState.SUCCEEDED and job.provider == "wavespeed"
+    page = unescape(client.get(f"/jobs/{job.id}").text)
+    assert ("Ran on wavespeed (wavespeed_hunyuan_video_i2v) instead of fal (hunyuan_video_image_to_video): "
+            "fal refused the submit (rate limited).") in page
+    card = unescape(client.get(f"/jobs/{job.id}/card").text)
+    assert "on wavespeed instead of fal" in card
+    gallery = client.get("/").text
+    assert gallery.count("data-failover") == 1, "only the job that moved says so"
+    assert "data-failover" not in client.get(f"/jobs/{plain.id}").text
+
+
 def test_a_running_job_polls_its_card_until_it_is_done(site):
     client = site.browser("alice")
     job = site.call(site.toolkit.generate, ALICE, "pika_text_to_video", {"prompt": "slow one [sim:slow=30]"}, wait=0)

@@ -154,6 +154,8 @@ def job_embed(job: Job, header: Header, *, now: float, simulated: bool = False) 
     if header.note:
         embed.add_field(name="About", value=shorten(header.note, MAX_FIELD), inline=False)
     embed.add_field(name="Status", value=status_line(job), inline=False)
+    if job.failover_note:
+        embed.add_field(name="Provider", value=shorten(job.failover_note, MAX_FIELD), inline=False)
     embed.add_field(name="Elapsed", value=clock_text(job.elapsed(now)))
     embed.add_field(name="Cost", value=cost_status(job) if job.finished else header.cost)
     if header.budget and not job.finished:
@@ -181,6 +183,8 @@ def result_content(job: Job, user_id: int | str, links: Sequence[str], *, now: f
     cost = format_usd(job.actual_micros if job.actual_micros is not None else job.estimate_micros)
     lines = [f"<@{user_id}> your {name} {kind_noun(job)} is ready — {clock_text(job.elapsed(now))}, {cost}."]
     lines += list(links)
+    if job.failover_note:
+        lines.append(f"-# {job.failover_note}")
     if job.seed is not None:
         lines.append(f"-# seed {job.seed} · job {job.id}")
     else:
@@ -381,8 +385,9 @@ def jobs_text(jobs: Sequence[Job], now: float) -> str:
     for job in jobs:
         spec = CATALOG.get(job.tool)
         cost = cost_status(job)
+        moved = f" · {job.failover_brief}" if job.failover_brief else ""
         lines.append(f"• `{job.id}` {STATE_TEXT[job.state]} · {model_name(spec) if spec else job.tool} "
-                     f"({job.tool}) · {cost} · {ago(now - job.created_at)}")
+                     f"({job.tool}){moved} · {cost} · {ago(now - job.created_at)}")
     if any(not j.finished for j in jobs):
         lines.append("`/cancel` stops one that is still running.")
     return shorten_lines(lines)
