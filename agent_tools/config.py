@@ -304,8 +304,9 @@ class WebhookSettings(_Section):
     public_url: str | None = Field(
         default=None, description="https base URL where this server's /webhooks/{provider} is reachable from the "
                                   "internet (a tunnel such as cloudflared or ngrok for a home server)")
-    safety_poll_seconds: float = Field(default=60.0, ge=1, le=3600,
-                                       description="while a callback is awaited, poll only this often")
+    safety_poll_seconds: float = Field(
+        default=60.0, description="while a callback is awaited, poll only this often (1 to 3600 s): the safety "
+                                  "net that finishes a job whose callback was lost")
     fal_jwks_url: str = Field(default="https://rest.fal.ai/.well-known/jwks.json",
                               description="fal's published webhook keys (JWKS)")
     fal_user_id: str | None = Field(default=None, description="if set, fal callbacks for another user are refused")
@@ -319,6 +320,14 @@ class WebhookSettings(_Section):
                              description="its port (videogen web and mcp --http serve the route on their own port)")
 
     _jwks = field_validator("fal_jwks_url")(_http_url)
+
+    @field_validator("safety_poll_seconds")
+    @classmethod
+    def _safety_poll(cls, value: float) -> float:
+        if not (1 <= value <= 3600):  # also refuses nan and inf
+            raise ValueError("expected seconds from 1 to 3600 (default 60): how often a job awaiting its callback "
+                             "is still polled, so that a lost callback is noticed")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -90,6 +90,19 @@ def test_negative_and_absurd_limits_are_refused(clean_env):
     assert "quotas.global.daily_usd" in message
 
 
+@pytest.mark.parametrize("value", ["0", "3601", "nan", '"soon"'])
+def test_safety_poll_outside_its_range_is_refused(clean_env, value):
+    write(clean_env / "videogen.toml", f"[webhooks]\nsafety_poll_seconds = {value}\n")
+    with pytest.raises(ConfigError, match=r"webhooks\.safety_poll_seconds: expected (seconds from 1 to 3600|a number)"):
+        load_settings()
+
+
+def test_safety_poll_is_configurable(clean_env):
+    assert load_settings().webhooks.safety_poll_seconds == 60
+    write(clean_env / "videogen.toml", "[webhooks]\nsafety_poll_seconds = 300\n")
+    assert load_settings().webhooks.safety_poll_seconds == 300
+
+
 def test_unknown_setting_is_named(clean_env):
     write(clean_env / "videogen.toml", '[fal]\nkee = "x"\n')
     with pytest.raises(ConfigError, match=r"fal\.kee: unknown setting"):

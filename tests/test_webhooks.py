@@ -207,12 +207,12 @@ async def test_a_lost_or_refused_callback_is_finished_by_the_safety_poll(tmp_pat
         await asyncio.sleep(0.01)
 
     receiver = Receiver()
-    kit = await webhook_kit(tmp_path, sim, safety=60, sleep=sleep, port_holder=receiver)
+    kit = await webhook_kit(tmp_path, sim, safety=45, sleep=sleep, port_holder=receiver)
     try:
         job = await generate(kit, "hunyuan_video_image_to_video",
                              {"prompt": f"x [sim:webhook={mode}]", "image_url": IMAGE})
         assert job.state is JobState.SUCCEEDED and job.woken_at is None
-        assert 60 in naps, "the safety poll, not a callback, finished it"
+        assert 45 in naps, "the safety poll ([webhooks] safety_poll_seconds), not a callback, finished it"
         await asyncio.sleep(0.3)
         assert [s.status for s in sim.core.callbacks.sent] == ([] if status is None else [status])
     finally:
