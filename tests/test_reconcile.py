@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -104,6 +105,32 @@ async def test_apply_sets_fal_charges_to_the_bill_through_the_ledger(tmp_path, s
         assert not again.adjustments, "a second run finds nothing left to adjust"
         assert group(again, "fal", "hunyuan_video_image_to_video").difference_micros == -400_000  # the lagging one
         assert (await kit.ledger.check_books()).ok
+
+
+async def test_apply_to_a_closed_day_leaves_todays_budget_alone(tmp_path, sim):
+    """Yesterday's refusals were made against yesterday's totals: a bill that lowers yesterday's
+    charges corrects yesterday and the all-time total, and frees nothing today."""
+    offset = [0.0]
+    limited = make_settings(tmp_path, sim, fal={"api_url": sim.fal_api_url, "admin_key": ADMIN_KEY},
+                            quotas={"default": {"daily_usd": 1}})
+    args = {"prompt": "a shot", "image_url": IMAGE}
+    async with await Toolkit.open(limited, clock=lambda: time.time() + offset[0]) as kit:
+        yesterday = [await kit.generate(ALICE, "hunyuan_video_image_to_video", args) for _ in range(2)]
+        with pytest.raises(UserError, match=r"costs \$0.40; you have \$0.20 left today"):
+            await kit.generate(ALICE, "hunyuan_video_image_to_video", args)
+        offset[0] = 86_400.0  # the next day
+        await kit.generate(ALICE, "hunyuan_video_image_to_video", args)
+        used_today = lambda statuses: next(s.used for s in statuses if s.kind == "daily")  # noqa: E731
+        assert used_today(await kit.ledger.status(ALICE.requester)) == 400_000
+        sim.core.billing.overrides.update({j.request_id: 100_000 for j in yesterday})
+        report = await kit.reconcile(kit.local_account(), apply=True)
+        assert sorted((a.job_id, a.new_micros) for a in report.adjustments) == sorted(
+            (j.id, 100_000) for j in yesterday)
+        assert used_today(await kit.ledger.status(ALICE.requester)) == 400_000, "today's budget is not credited"
+        total = "SELECT charge_micros FROM spend_totals WHERE scope = 'account' AND scope_id = 'alice' AND period = 'all'"
+        assert (await kit.db.fetchone(total))[0] == 600_000
+        check = await kit.ledger.check_books()
+        assert check.ok, check.differences
 
 
 async def test_without_an_admin_key_it_names_the_key(tmp_path, sim):
