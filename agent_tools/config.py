@@ -348,7 +348,8 @@ class FailoverSettings(_Section):
     max_price_increase: Decimal = Field(
         default=Decimal("0"), ge=0, le=1000,
         description="percent the equivalent may cost above the quote the user accepted (0: never more)")
-    disabled_tools: list[str] = Field(default_factory=list, description="tools that never fail over")
+    disabled_tools: list[str] = Field(default_factory=list,
+                                      description="tools out of failover: never moved, and never moved to")
 
     @field_validator("disabled_tools")
     @classmethod

@@ -268,9 +268,10 @@ class Toolkit:
         return Estimate(spec, params, spec.price(params, self.settings.price_overrides(spec.tool)))
 
     def equivalent(self, spec: ModelSpec, params: ModelInput) -> Estimate | str | None:
-        """The same request on another provider that failover may use (same model, a key configured,
-        the choices all mappable, the price within ``[failover] max_price_increase``); else why not
-        (a sentence), or None when failover is off for this tool or it has no equivalent."""
+        """The same request on another provider that failover may use (same model, not opted out, a
+        key configured, the choices all mappable, the price within ``[failover] max_price_increase``);
+        else why not (a sentence), or None when failover is off for this tool or it has no equivalent.
+        A tool in ``disabled_tools`` is out both ways: its jobs stay, and no job moves to it."""
         failover = self.settings.failover
         pairs = EQUIVALENTS.get(spec.tool, ())
         if not pairs or not failover.allows(spec.tool):
@@ -279,6 +280,9 @@ class Toolkit:
         reasons = []
         for pair in pairs:
             target = CATALOG[pair.target]
+            if not failover.allows(target.tool):
+                reasons.append(f"{target.tool} is opted out of failover ([failover] disabled_tools)")
+                continue
             if target.provider.value not in self.adapters:
                 reasons.append(f"no {target.provider.value} key is configured for {target.tool}")
                 continue

@@ -141,6 +141,19 @@ async def test_failover_can_be_turned_off(tmp_path, sim, failover):
     assert sim.stats.total_submits == 0
 
 
+async def test_an_opted_out_equivalent_receives_no_job(tmp_path, sim):
+    async with await open_kit(tmp_path, sim, failover={"disabled_tools": [WS_TOOL]}) as kit:
+        job = await kit.generate(ALICE, FAL_TOOL, fal_args("[sim:fal_refuse=429]"))
+        assert job.state is JobState.FAILED and job.provider == "fal" and not job.failover
+        assert f"{WS_TOOL} is opted out of failover ([failover] disabled_tools)" in job.error
+        ws = await kit.generate(ALICE, WS_TOOL, {"prompt": "x [sim:wavespeed_refuse=429]", "image": IMAGE})
+        assert ws.state is JobState.FAILED and ws.provider == "wavespeed" and "another provider" not in ws.error
+    async with await open_kit(tmp_path, sim, fal={"key": None}, failover={"disabled_tools": [WS_TOOL]}) as kit:
+        with pytest.raises(UserError, match=f"No fal API key.*It cannot fail over: {WS_TOOL} is opted out"):
+            await kit.generate(ALICE, FAL_TOOL, fal_args())
+    assert sim.stats.total_submits == 0
+
+
 async def test_missing_key_runs_on_the_equivalent(tmp_path, sim):
     async with await open_kit(tmp_path, sim, fal={"key": None}) as kit:  # no FAL_KEY set
         estimate = await kit.preflight(ALICE, FAL_TOOL, fal_args())
