@@ -71,7 +71,7 @@ def user_config_file(env: Mapping[str, str] | None = None) -> Path:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 def _http_url(value: str) -> str:
@@ -166,7 +166,7 @@ class QuotaSettings(_Section):
         daily_usd=Decimal("5"), monthly_usd=Decimal("50"), concurrent_jobs=2, jobs_per_hour=20, warn_at=0.8))
     global_: LimitSettings = Field(default_factory=LimitSettings, alias="global")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True, defer_build=True)
 
     @field_validator("timezone")
     @classmethod

@@ -248,7 +248,7 @@ class ImageSize(BaseModel):
     """An explicit image size in pixels."""
 
     # The object branch of the seed's ``ImageSize | Enum`` union; the preset names are the other.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     width: int = Field(default=512, gt=0, le=14142, description="The width of the generated image.")
     height: int = Field(default=512, gt=0, le=14142, description="The height of the generated image.")

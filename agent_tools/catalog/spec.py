@@ -59,7 +59,7 @@ class MediaInput:
 class ModelInput(BaseModel):
     """Base of every endpoint's ``Input``: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     def provider_payload(self) -> dict[str, Any]:
         """The JSON body for the provider: unset optionals omitted, secrets revealed."""

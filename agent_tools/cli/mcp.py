@@ -23,7 +23,6 @@ from ..agent import MODES
 from ..config import Settings
 from ..errors import UserError
 from ..mcp_server import claude_desktop
-from ..simulator.session import simulated
 from .output import exposure_warning, settings_of, stop_on_sigterm
 
 
@@ -90,6 +89,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool, web: bool = False,
                  key_hints: dict[str, str] | None = None) -> None:
     from ..mcp_server.server import serve_http, serve_stdio
+    from ..simulator.session import simulated
     from ..toolkit import Toolkit
 
     stop_on_sigterm(graceful=http)

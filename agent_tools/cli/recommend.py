@@ -17,11 +17,12 @@ from typing import Any
 from ..catalog import CATALOG, Category
 from ..errors import UserError
 from ..money import format_usd
-from ..recommend import recommend, wants_from
 from .output import settings_of, table
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from ..recommend import recommend, wants_from  # the solver loads only when asked
+
     settings = settings_of(args)
     if args.budget is not None and args.budget < 0:
         raise UserError("--budget must be a dollar amount of 0 or more, e.g. 1 or 2.50.")
