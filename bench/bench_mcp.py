@@ -8,7 +8,8 @@
 3. Peak RSS (VmHWM) of each server process after those calls.
 
 The client is a minimal JSON-RPC writer/reader on the pipes (no SDK client), so both servers pay
-the same client cost. Medians of ``--rounds`` spawns and ``--calls`` calls.
+the same client cost. Medians of ``--rounds`` spawns and ``--calls`` calls. The project's bytecode is
+compiled first, as installing it does (the SDK's was compiled when it was installed).
 
 Run:  .venv/bin/python bench/bench_mcp.py [--rounds 10] [--calls 300]
 """
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_cli_start import compile_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +128,7 @@ def ms(seconds: float) -> str:
 
 
 async def main(rounds: int, calls: int, keys: bool) -> None:
+    compile_project()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "bare_server.py").write_text(BARE_SERVER)

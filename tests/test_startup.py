@@ -93,3 +93,37 @@ async def test_adapters_are_built_on_first_use_and_share_one_tls_context(tmp_pat
             await adapter.aclose()
     with pytest.raises(KeyError):
         ProviderAdapters(Settings.model_validate({"fal": {"key": "k-fal"}}))["wavespeed"]
+
+
+def test_the_command_table_names_what_each_module_registers():
+    """``main.GROUPS`` lets a run import only its command's module; it must match the modules."""
+    import argparse
+    import importlib
+
+    from agent_tools.cli.main import GROUPS
+
+    for group, commands in GROUPS.items():
+        registered = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"agent_tools.cli.{group}").register(registered)
+        assert tuple(registered.choices) == commands, group
+    registering = {p.stem for p in (ROOT / "agent_tools" / "cli").glob("*.py") if "\ndef register(" in p.read_text()}
+    assert registering == set(GROUPS), "a command module is missing from main.GROUPS"
+
+
+@pytest.mark.parametrize("argv", [["mcp", "--help"], ["--config", "none.toml", "mcp", "--help"],
+                                  ["--config=none.toml", "models", "--help"]])
+def test_a_command_loads_only_its_own_command_module(tmp_path, argv):
+    code = ("import contextlib, io\nfrom agent_tools.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    try:\n        main({argv!r})\n    except SystemExit:\n        pass\n")
+    loaded = loaded_after(code, tmp_path)
+    commands = {m.rsplit(".", 1)[1] for m in loaded if m.startswith("agent_tools.cli.")} - {"main", "output", "params"}
+    assert commands == {"mcp" if "mcp" in argv else "models"}
+
+
+def test_help_and_an_unknown_command_still_list_every_command(cli):
+    from agent_tools.cli.main import GROUP_OF
+
+    code, out, err = cli("no-such-command")
+    assert code == 2 and "invalid choice: 'no-such-command'" in err
+    assert all(f"'{command}'" in err for command in GROUP_OF), err
