@@ -106,7 +106,7 @@ def test_the_graph_is_read():
     edges = import_graph()
     pairs = {(e.source, e.target) for e in edges}
     assert ("agent_tools.toolkit", "agent_tools.ledger") in pairs
-    assert ("agent_tools.cli.main", "agent_tools.cli.mcp") in pairs          # from . import mcp
+    assert ("agent_tools.mcp_server.server", "agent_tools.mcp_server.render") in pairs  # from . import render
     assert ("agent_tools.cli.mcp", "agent_tools.mcp_server.server") in pairs  # inside a function
     assert ("bots.discord.app", "agent_tools.toolkit") in pairs
     assert ("agent_tools.cli.chat", "agent_tools.chat.agent") in pairs

@@ -28,7 +28,6 @@ from ..inputs import shape_problems
 from ..jobs import FINAL, EventCallback, Job, JobEvent, JobState
 from ..money import ceiling_micros, format_usd, to_usd
 from ..providers.errors import ProviderError
-from ..recommend import options_for, recommend, wants_from
 from ..toolkit import Account, Toolkit
 from . import results
 from .schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
@@ -235,6 +234,8 @@ class Executor:
                 "image_inputs": list(spec.media_fields()), "when_to_use": spec.summary}
 
     async def _list_models(self, account: Account, arguments: dict[str, Any], **_: Any) -> ToolResult:
+        from ..recommend import options_for  # the solver loads on the first call that needs it
+
         category, query = arguments.get("category"), (arguments.get("query") or "").lower().split()
         ceiling = arguments.get("max_cost_usd")
         models, lines = [], []
@@ -257,6 +258,8 @@ class Executor:
         return ToolResult("\n".join([head, *lines]), {"prices_as_of": PRICES_AS_OF, "models": models})
 
     async def _recommend_models(self, account: Account, arguments: dict[str, Any], **_: Any) -> ToolResult:
+        from ..recommend import recommend, wants_from
+
         found = recommend(wants_from(arguments), overrides=self._overrides())
         return ToolResult(found.text(), found.as_dict())
 

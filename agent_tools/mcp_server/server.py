@@ -52,7 +52,6 @@ from ..jobs import Job, JobEvent, JobState
 from ..money import usd
 from ..serving import Prefixed, base_url, bind, running
 from ..toolkit import Account, Toolkit
-from ..webhooks.mount import starlette_route
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +320,8 @@ class BearerAuth:
 
     def __init__(self, app: Any, toolkit: Toolkit) -> None:
         self.app = app
+        from ..webhooks.mount import starlette_route  # HTTP only: a stdio server never receives callbacks
+
         self.toolkit = toolkit
         self.webhooks = starlette_route(lambda: toolkit.webhooks)
         """Provider callbacks prove themselves by their signature, not a bearer token."""
