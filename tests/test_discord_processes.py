@@ -7,7 +7,11 @@ and is killed with ``kill -9`` before they finish; two others start jobs of thei
 each result is posted by exactly one process, the dead one's after its claims lapse. Run as a
 script, this file is the bot process:
 
-    python tests/test_discord_processes.py WORKER SETTINGS_JSON NAME START_COUNT EXPECTED_TOTAL
+    python tests/test_discord_processes.py WORKER SETTINGS_JSON NAME START_COUNT EXPECTED_TOTAL CLOCK_OFFSET
+
+Leases are long, so a live process on a loaded machine never misses a renewal; the dead process's
+leases lapse because the live processes' clocks run ``TAKEOVER_SKEW`` ahead of its own (as if that
+much time had passed since it died), not because the test waits for them in wall time.
 """
 
 from __future__ import annotations
@@ -22,21 +26,24 @@ from typing import Any
 if __name__ == "__main__":  # the worker, started by the test below with the project on sys.path
     sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-LEASE = 1.0  # job leases and delivery claims alike: short, so a dead process's work is taken soon
+LEASE = 30.0  # job leases and delivery claims alike: far longer than any stall of a live process
+TAKEOVER_SKEW = 2 * LEASE  # the survivors' clocks are this far ahead: every lease of the dead one has lapsed
 
 
-async def worker(base: dict[str, Any], name: str, start_count: int, expected: int) -> None:
+async def worker(base: dict[str, Any], name: str, start_count: int, expected: int, clock_offset: float) -> None:
     import discord
     from discord.webhook import async_ as webhook_async
 
     from agent_tools.toolkit import Toolkit
     from bots.discord.app import VideoBot
     from processes import settings_for
-    from test_discord_bot import APP_ID, BOT_USER, Clock, Recorder, slash
+    from test_discord_bot import APP_ID, BOT_USER, CHECKS_NEVER_SLOW, Clock, Recorder, slash
 
-    toolkit = await Toolkit.open(settings_for(base, name), lease_seconds=LEASE)
-    bot = VideoBot(toolkit, clock=Clock(), progress_interval=0.05, delivery_lease=LEASE,
-                   intents=discord.Intents.none())
+    clock = Clock()
+    clock.offset = clock_offset
+    toolkit = await Toolkit.open(settings_for(base, name), lease_seconds=LEASE, clock=clock)
+    bot = VideoBot(toolkit, clock=clock, progress_interval=0.05, delivery_lease=LEASE,
+                   check_seconds=CHECKS_NEVER_SLOW, intents=discord.Intents.none())
     bot._connection.user = discord.ClientUser(state=bot._connection, data=BOT_USER)
     bot._connection.application_id = APP_ID
     recorder = Recorder()
@@ -66,10 +73,10 @@ async def worker(base: dict[str, Any], name: str, start_count: int, expected: in
     print(json.dumps(posts), flush=True)
 
 
-async def spawn(base: dict[str, Any], name: str, start_count: int, expected: int):
+async def spawn(base: dict[str, Any], name: str, start_count: int, expected: int, clock_offset: float = 0.0):
     return await asyncio.create_subprocess_exec(
         sys.executable, __file__, "WORKER", json.dumps(base), name, str(start_count), str(expected),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(clock_offset), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_ones(tmp_path, database_url):
@@ -87,7 +94,9 @@ async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_on
         finally:
             doomed.send_signal(signal.SIGKILL)
             await doomed.wait()
-        bots = [await spawn(base, "bot-a", 3, 6), await spawn(base, "bot-b", 0, 6)]
+        # Both survivors' clocks are ahead of the dead one's by the same skew, so they agree on
+        # each other's leases while the dead one's have all lapsed.
+        bots = [await spawn(base, "bot-a", 3, 6, TAKEOVER_SKEW), await spawn(base, "bot-b", 0, 6, TAKEOVER_SKEW)]
         outputs = [await finish(proc, 120) for proc in bots]
     finally:
         await sim.stop()
@@ -133,4 +142,4 @@ async def test_a_delivery_claim_is_held_renewed_and_taken_over_only_once_lapsed(
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["WORKER"]:
-    asyncio.run(worker(json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+    asyncio.run(worker(json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])))
