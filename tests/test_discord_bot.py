@@ -960,6 +960,28 @@ async def late_bot(tmp_path, sim, database_url):
     await stop_bot(made)
 
 
+async def test_a_job_being_launched_elsewhere_is_adopted_only_once_its_starter_could_have_died(tmp_path, sim):
+    """Another process's ``launch`` has created the job but not yet recorded its delivery claim:
+    a sweep here must leave it to that process (and its interaction) until a claim's lease has
+    passed since the job was created; only then was its starter dead in between."""
+    clock = Clock()
+    bot = await make_bot(make_settings(tmp_path, sim), clock=clock)
+    try:
+        account = await bot.toolkit.account_for_discord(ALICE["id"])
+        origin = {"surface": "discord", "channel_id": str(CHANNEL_ID), "user_id": ALICE["id"],
+                  "guild_id": str(GUILD_ID), "message_id": str(snowflake())}
+        job = await bot.toolkit.generate(account, "pika_text_to_video", {"prompt": "[sim:slow=0.5] x"}, wait=0,
+                                         origin=origin)
+        assert await bot.deliveries.resume() == [] and not await bot.state.known()
+        clock.offset = bot.state.lease_seconds + 1
+        assert await bot.deliveries.resume() == [job.id]
+        await finish(bot)
+        [post] = bot.recorder.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")
+        assert custom_ids(post)[0] == f"vg:reroll:{job.id}" and await bot.state.is_delivered(job.id)
+    finally:
+        await stop_bot(bot)
+
+
 async def test_a_deleted_channel_is_final_and_the_result_goes_by_dm(late_bot):
     bot, rec = late_bot, late_bot.recorder
     rec.bot_errors[("POST", f"/channels/{CHANNEL_ID}/messages")] = [

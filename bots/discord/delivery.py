@@ -584,8 +584,13 @@ class Deliveries:
         their ids. Run at start-up and then every ``watch`` interval."""
         pending = await self.bot.state.pending()
         known = await self.bot.state.known()
+        # A Discord job with no delivery row: ``launch`` records its claim right after creating it,
+        # so only one older than a claim's lease was started by a process that died in between. A
+        # younger one is being launched by a live process, which keeps it (and posts through its
+        # interaction); adopting it here would steal it between ``generate`` and ``expect``.
+        orphaned_before = self.bot.clock() - self.bot.state.lease_seconds
         for job in await self.toolkit.engine.list(states=UNFINISHED, limit=10_000):
-            if job.origin.get("surface") == "discord" and job.id not in known:
+            if job.origin.get("surface") == "discord" and job.id not in known and job.created_at < orphaned_before:
                 pending.append(job.id)
         resumed = []
         for job_id in pending:
