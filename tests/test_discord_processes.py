@@ -105,7 +105,9 @@ async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_on
     jobs = {r["id"]: json.loads(r["params"])["prompt"] for r in rows(db, "SELECT id, params FROM jobs")}
     assert len(jobs) == 6
     posted = [p["job"] for ps in posts.values() for p in ps]
-    assert sorted(posted) == sorted(jobs), f"each result posted exactly once: {posts}"
+    assert sorted(posted) == sorted(jobs), (f"each result posted exactly once: {posts}",
+                                            rows(db, "SELECT id, state, owner, error FROM jobs"),
+                                            rows(db, "SELECT * FROM discord_deliveries"))
     for p in posts["bot-a"] + posts["bot-b"]:
         started_by_a = "bot-a" in jobs[p["job"]]
         # bot-a answers its own users through their interactions; the dead process's jobs are
