@@ -760,10 +760,11 @@ async def test_no_paid_job_is_submitted_while_the_database_is_locked(tmp_path, s
         other = sqlite3.connect(settings.storage.database, isolation_level=None)  # another process
         other.execute("BEGIN EXCLUSIVE")
         try:
-            started = time.monotonic()
-            with pytest.raises(DatabaseUnavailable, match="another process holds a write lock"):
+            # The reservation waited on the lock for the busy timeout (200 ms here), then SQLite
+            # answered "database is locked" and the job stopped before anything reached the provider.
+            assert await kit.db.scalar("PRAGMA busy_timeout") == 200
+            with pytest.raises(DatabaseUnavailable, match="database is locked.*another process holds a write lock"):
                 await kit.generate(ALICE, PIKA, {"prompt": "x"})
-            assert time.monotonic() - started < 5
         finally:
             other.execute("ROLLBACK")
             other.close()
@@ -824,10 +825,9 @@ async def test_a_reservation_cancelled_while_waiting_for_the_lock_leaves_the_dat
     task.cancel()  # e.g. the Discord interaction or MCP request was given up
     await asyncio.sleep(0.05)
     let_go()  # the other process lets go soon after (else the cancel waits out busy_timeout)
-    started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - started < 5
+    assert await ledger.db.scalar("SELECT COUNT(*) FROM holds") == 0, "the cancelled reservation left no hold"
     await asyncio.sleep(0.3)
     third, take, let_go = other_writer(ledger.db)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
 if __name__ == "__main__":  # the worker, started by the test below with the project on sys.path
@@ -42,19 +41,16 @@ async def worker(db_path: str, index: int, count: int, estimate: int, daily_usd:
         ledger = Ledger(db, settings_for(db_path, daily_usd))
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the parent's "go"
-        start = time.perf_counter()
         results = await asyncio.gather(
             *(ledger.reserve(Requester(ACCOUNT), estimate, f"p{index}-r{i}", tool="pika_text_to_video")
               for i in range(count)),
             return_exceptions=True)
-        elapsed = time.perf_counter() - start
     finally:
         await db.close()
     return {"index": index,
             "granted": [r.hold_id for r in results if not isinstance(r, BaseException)],
             "refused": sum(isinstance(r, QuotaExceeded) for r in results),
-            "errors": [repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, QuotaExceeded)],
-            "elapsed": elapsed}
+            "errors": [repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, QuotaExceeded)]}
 
 
 async def run_workers(db_path: Path, processes: int, count: int, estimate: int, daily_usd: str) -> list[dict]:
@@ -87,15 +83,15 @@ async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the
     db_path = database_url
     async with await open_database(db_path):  # created and migrated once, like an installed deployment
         pass
-    started = time.monotonic()
     results = await run_workers(db_path, PROCESSES, PER_PROCESS, ESTIMATE, DAILY_USD)
-    race_seconds = time.monotonic() - started
 
+    # Every reservation got an answer, and only a quota's: the writers queued (on SQLite's
+    # busy_timeout, on PostgreSQL's advisory locks) rather than failing. How fast they queue is
+    # measured in bench/bench_ledger.py and bench/bench_scale.py, not asserted here.
     granted = [hold for r in results for hold in r["granted"]]
     assert [r["errors"] for r in results] == [[]] * PROCESSES, "no 'database is locked' or other errors"
     assert len(granted) == 20 and len(set(granted)) == 20
     assert sum(r["refused"] for r in results) == PROCESSES * PER_PROCESS - 20
-    assert race_seconds < 15, race_seconds
 
     settings = settings_for(db_path, DAILY_USD)
     async with await open_database(db_path) as db:
