@@ -3,7 +3,7 @@
 The simulator runs in the test process; ``Recording`` (an aiohttp middleware added before it
 starts) records which process — told apart by its API key — made each provider call, and can hold
 a chosen call (an upload, a submit, a file download) open so a worker can be killed at an exact
-point of a job's life.
+point of a job's life, or leave one process's status polls unanswered so its jobs never end for it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class Recording:
         self.submits: list[str] = []
         self.hold: dict[str, float] = {}  # "upload" / "submit" / "file" → seconds to hold it
         self.arrived: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.stall_polls: set[str] = set()
+        """Keys whose status polls get no answer until ``released`` is set: however slowly that
+        process runs, it never sees its jobs end (so it cannot finish or post them itself)."""
+        self.released = asyncio.Event()
 
     def middleware(self):
         from aiohttp import web
@@ -43,6 +47,8 @@ class Recording:
             path = request.path
             if "/requests/" in path and path.endswith("/status"):
                 self.polls[path.split("/requests/")[1].split("/")[0]].append(key)
+                if key in self.stall_polls:
+                    await self.released.wait()
             kind = ("upload" if path.endswith("/storage/upload/initiate") else
                     "submit" if request.method == "POST" and path.startswith("/fal/queue/") else
                     "file" if path.startswith("/files/") else None)
