@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
+import sys
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent_tools.config import Settings
+if TYPE_CHECKING:
+    from agent_tools.config import Settings
 
 
 def settings_for(base: dict[str, Any], key: str) -> Settings:
+    from agent_tools.config import Settings  # here, so that running this file as ``GUARD`` stays light
+
     data = json.loads(json.dumps(base))
     data["fal"]["key"] = key
     data["wavespeed"]["key"] = key
@@ -127,3 +136,68 @@ def books(db_path: Path | str) -> dict[str, int]:
     return {"settled": holds["settled"], "open": holds["open"], "released": holds["released"],
             "holds": holds["holds"], "audit_settled": audit["settled"], "audit_settles": audit["settles"],
             "audit_releases": audit["releases"]}
+
+
+# -- worker processes die with the test process ------------------------------------------------
+
+PARENT_PID = "TEST_WORKER_PARENT_PID"
+"""The environment variable that tells a worker which process it must not outlive."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment for a worker process: this one's, naming this process as the parent the
+    worker must not outlive (``die_with_parent``), plus ``extra``."""
+    return {**os.environ, PARENT_PID: str(os.getpid()), **extra}
+
+
+def die_with_parent(*, then: Callable[[], None] = lambda: None, linux: bool = sys.platform.startswith("linux")) -> None:
+    """End this worker when the test process that spawned it ends, however that ends (``kill -9``
+    of pytest, a Ctrl-C that skips the cleanup): an orphaned worker would go on polling, holding
+    leases and database connections, until someone killed it by hand.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``, kept across
+    ``exec``); elsewhere a daemon thread sees the process re-parented, calls ``then`` and exits.
+    A parent that died before this ran is caught by comparing with ``PARENT_PID``."""
+    expected = int(os.environ.get(PARENT_PID) or os.getppid())
+    if linux:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        def watch() -> None:
+            while os.getppid() == expected:
+                time.sleep(0.2)
+            then()
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    if os.getppid() != expected:  # the parent was gone before the death signal was set
+        then()
+        os._exit(1)
+
+
+def guarded(*command: str) -> list[str]:
+    """``command`` (a program other than these workers, such as ``videogen mcp --http``) started
+    through ``die_with_parent``: on Linux this file sets the death signal and execs the command in
+    its own place; elsewhere it stays the command's parent, passes SIGTERM and SIGINT on to it, and
+    kills it when the test process is gone. Spawn it with ``env=worker_env(...)``."""
+    return [sys.executable, __file__, "GUARD", *command]
+
+
+def _guard(command: list[str], linux: bool = sys.platform.startswith("linux")) -> int:
+    import subprocess
+
+    if linux:
+        die_with_parent()
+        os.execv(command[0], command)
+    child = subprocess.Popen(command)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda received, _frame: child.send_signal(received))
+    die_with_parent(then=child.kill, linux=False)
+    return child.wait()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["GUARD"]:
+    sys.exit(_guard(sys.argv[2:]))

@@ -74,9 +74,12 @@ async def worker(base: dict[str, Any], name: str, start_count: int, expected: in
 
 
 async def spawn(base: dict[str, Any], name: str, start_count: int, expected: int, clock_offset: float = 0.0):
+    from processes import worker_env
+
     return await asyncio.create_subprocess_exec(
         sys.executable, __file__, "WORKER", json.dumps(base), name, str(start_count), str(expected),
-        str(clock_offset), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        str(clock_offset), env=worker_env(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
 
 
 async def test_three_bot_processes_post_each_result_once_and_take_over_a_dead_ones(tmp_path, database_url):
@@ -148,4 +151,7 @@ async def test_a_delivery_claim_is_held_renewed_and_taken_over_only_once_lapsed(
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["WORKER"]:
+    from processes import die_with_parent
+
+    die_with_parent()
     asyncio.run(worker(json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])))

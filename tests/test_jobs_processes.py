@@ -28,7 +28,7 @@ if __name__ == "__main__":  # the worker, started by the tests below with the pr
 from agent_tools.jobs import JobState
 from agent_tools.toolkit import Account, Toolkit
 
-from processes import Recording, base_settings, books, finish, rows, settings_for, start_sim
+from processes import Recording, base_settings, books, die_with_parent, finish, rows, settings_for, start_sim, worker_env
 
 ALICE = Account("alice")
 PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
@@ -69,9 +69,9 @@ async def worker(base: dict[str, Any], key: str, command: str, args: list[str]) 
 # -- the parent's side ------------------------------------------------------------------------
 
 async def spawn(base: dict[str, Any], key: str, command: str, *args: str, clock_offset: float = 0):
-    env = {**os.environ, "CLOCK_OFFSET": str(clock_offset)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "WORKER", json.dumps(base), key, command, *args, env=env,
+        sys.executable, __file__, "WORKER", json.dumps(base), key, command, *args,
+        env=worker_env(CLOCK_OFFSET=str(clock_offset)),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
@@ -249,4 +249,5 @@ async def test_an_output_that_is_not_media_fails_the_job_at_no_charge(tmp_path):
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["WORKER"]:
+    die_with_parent()
     asyncio.run(worker(json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]))

@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # the worker, started by the test below with the project on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from agent_tools.config import Settings
 from agent_tools.store import open_database
 from agent_tools.ledger import Ledger, QuotaExceeded, Requester
+
+from processes import die_with_parent, worker_env
 
 PROCESSES = 4
 PER_PROCESS = 75
@@ -56,7 +58,7 @@ async def worker(db_path: str, index: int, count: int, estimate: int, daily_usd:
 async def run_workers(db_path: Path, processes: int, count: int, estimate: int, daily_usd: str) -> list[dict]:
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, __file__, "WORKER", str(db_path), str(i), str(count), str(estimate), daily_usd,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        env=worker_env(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         for i in range(processes)]
     try:
         for proc in procs:  # every process has its connection open before any of them starts
@@ -141,5 +143,6 @@ async def test_300_reservations_from_4_processes_grant_exactly_what_fits_and_the
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["WORKER"]:
+    die_with_parent()
     _, _, path, index, count, estimate, daily = sys.argv
     print(json.dumps(asyncio.run(worker(path, int(index), int(count), int(estimate), daily))), flush=True)

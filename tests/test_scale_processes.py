@@ -24,7 +24,7 @@ import httpx
 from agent_tools.config import Settings
 from agent_tools.toolkit import Toolkit
 
-from processes import Recording, base_settings, finish, rows, start_sim
+from processes import Recording, base_settings, finish, guarded, rows, start_sim, worker_env
 from test_discord_processes import spawn as spawn_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ VERSION = "2025-06-18"
 
 
 def replica_env(tmp_path: Path, sim, database: str, key: str, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_", "DISCORD_"))}
+    env = {k: v for k, v in worker_env().items() if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_", "DISCORD_"))}
     env.update(VIDEOGEN_DB=database, VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"), VIDEOGEN_CONFIG=str(config),
                FAL_KEY=key, WAVESPEED_API_KEY=key, VIDEOGEN_FAL_QUEUE_URL=sim.fal_queue_url,
                VIDEOGEN_FAL_REST_URL=sim.fal_rest_url, VIDEOGEN_WAVESPEED_BASE_URL=sim.wavespeed_base_url,
@@ -51,7 +51,7 @@ async def start_replica(tmp_path: Path, sim, database: str, key: str) -> tuple[a
     log = tmp_path / f"{key}.log"
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent_tools.cli", "mcp", "--http", "--port", "0", cwd=str(ROOT),
+            *guarded(sys.executable, "-m", "agent_tools.cli", "mcp", "--http", "--port", "0"), cwd=str(ROOT),
             env=replica_env(tmp_path, sim, database, key, config), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=sink)
     for _ in range(600):
