@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from .output import with_toolkit
-
-EXIT_DIFFERENCES = 1
+from .output import EXIT_DIFFERENCES, print_differences, with_toolkit
 
 
 def cmd_books_check(args: argparse.Namespace) -> int:
@@ -24,10 +21,8 @@ def cmd_books_check(args: argparse.Namespace) -> int:
     elif report.ok:
         print(f"books agree: {report.totals} running total(s) match {report.holds} hold(s) and their audit")
     else:
-        print(f"{len(report.differences)} difference(s) in {report.holds} hold(s) and {report.totals} running total(s):",
-              file=sys.stderr)
-        for line in report.differences:
-            print(f"  {line}", file=sys.stderr)
+        return print_differences(f"{len(report.differences)} difference(s) in {report.holds} hold(s) and "
+                                 f"{report.totals} running total(s):", report.differences)
     return 0 if report.ok else EXIT_DIFFERENCES
 
 

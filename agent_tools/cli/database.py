@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ..money import format_usd
-from .output import settings_of, table
-
-EXIT_DIFFERENCES = 1
+from .output import print_differences, settings_of, table
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
@@ -37,11 +34,8 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
             print(f"{key.removesuffix('_micros').replace('_', ' ')}: {format_usd(report.books_source.get(key, 0))} "
                   f"→ {format_usd(report.books_target.get(key, 0))}")
     if not report.ok:
-        print("the copy differs from the source (above); keep using the SQLite file until it is understood",
-              file=sys.stderr)
-        for line in report.differences:
-            print(f"  {line}", file=sys.stderr)
-        return EXIT_DIFFERENCES
+        return print_differences("the copy differs from the source (above); keep using the SQLite file until it is "
+                                 "understood", report.differences)
     if not args.json:
         print(f"verified: every row and the books match. Point the setting at it: VIDEOGEN_DB={report.target} "
               "(or [storage] database); the SQLite file was not changed.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import Settings, load_settings
@@ -24,11 +24,21 @@ if TYPE_CHECKING:
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXIT_USAGE = 2  # a UserError: bad arguments, a refusal, a configuration problem
+EXIT_DIFFERENCES = 1  # a check that ran and found differences (books check, db copy, reconcile): a script stops there
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """The settings a command runs with: ``--config`` if given, else the usual search."""
     return load_settings(args.config)
+
+
+def print_differences(heading: str, differences: Iterable[str]) -> int:
+    """How a checking command reports what differs: the heading, then one indented line per
+    difference, on stderr (so ``--json`` or a table on stdout stays clean). Returns the exit code."""
+    print(heading, file=sys.stderr)
+    for line in differences:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_DIFFERENCES
 
 
 def exposure_warning(host: str) -> str | None:

@@ -14,9 +14,7 @@ from datetime import date
 from typing import Any
 
 from ..money import format_usd
-from .output import table, with_toolkit
-
-EXIT_DIFFERENCES = 1
+from .output import EXIT_DIFFERENCES, table, with_toolkit
 
 
 def _day(text: str) -> date:
