@@ -33,6 +33,8 @@ from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.store import open_database
 from agent_tools.toolkit import Account, Toolkit
 
+from test_jobs import until_state
+
 ALICE = Account("alice")
 BOB = Account("bob")
 ADMIN = Account("root", is_admin=True)
@@ -131,16 +133,6 @@ async def assert_books_agree(ledger: Ledger) -> None:
     """The running totals are what the holds say, and the holds what the audit says."""
     report = await ledger.check_books()
     assert report.differences == () and report.ok
-
-
-async def until(kit: Toolkit, job_id: str, states: set[JobState], timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = await kit.engine.get(job_id)
-        if job.state in states:
-            return job
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"job never reached {states}: {job.state}")
 
 
 def kind(statuses, kind_: str, scope: str = "account"):
@@ -364,7 +356,7 @@ async def test_failed_jobs_release_their_hold(kit, prompt):
 async def test_a_cancelled_running_job_costs_nothing(kit):
     job = await kit.generate(ALICE, PIKA, {"prompt": "[sim:slow=5] a fox"}, wait=0)
     assert (await hold_row(kit.db, job.hold_id))["state"] == "submitted"
-    await until(kit, job.id, {JobState.RUNNING})
+    await until_state(kit, job.id, {JobState.RUNNING})
     await kit.cancel_job(ALICE, job.id)
     final = await kit.wait_for_job(ALICE, job.id, timeout=5)
     assert final.state is JobState.CANCELLED
