@@ -135,23 +135,8 @@ async def run_round(processes: int, pairs: int, history: int, database: str | No
         async with await open_database(db_path):
             pass
         await prefill(db_path, history)
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--worker", str(db_path), str(i), str(pairs),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            for i in range(processes)]
-        for proc in procs:
-            line = await proc.stdout.readline()
-            if line.strip() != b"ready":
-                raise RuntimeError(f"worker did not start: {line!r} {(await proc.stderr.read()).decode()}")
-        for proc in procs:
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-        results = []
-        for proc in procs:
-            out, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(err.decode())
-            results.append(json.loads(out))
+        results = await run_together([[sys.executable, __file__, "--worker", str(db_path), str(i), str(pairs)]
+                                      for i in range(processes)])
     wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
     reserves = sorted(us for r in results for us in r["reserve_us"])
     settles = sorted(us for r in results for us in r["settle_us"])
@@ -162,6 +147,29 @@ async def run_round(processes: int, pairs: int, history: int, database: str | No
             "reserve_p50_ms": pct(reserves, 50) / 1000, "reserve_p99_ms": pct(reserves, 99) / 1000,
             "settle_p50_ms": pct(settles, 50) / 1000, "settle_p99_ms": pct(settles, 99) / 1000,
             "wall_s": wall}
+
+
+async def run_together(commands: list[list[str]]) -> list[dict]:
+    """One process per command, released together: each prints "ready" once its connections are
+    open, then all get "go" at once (so their work really overlaps), and each one's last line of
+    output is its result, as JSON. Used by this bench's rounds and bench_scale's job rounds."""
+    procs = [await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE,
+                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+             for command in commands]
+    for proc in procs:
+        line = await proc.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"worker did not start: {line!r} {(await proc.stderr.read()).decode()[-2000:]}")
+    for proc in procs:
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    results = []
+    for proc in procs:
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(err.decode()[-2000:])
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
 
 
 def pct(sorted_values: list[int], p: float) -> float:

@@ -108,23 +108,9 @@ async def jobs_round(engine: str, admin_url: str, jobs: int) -> dict:
             with tempfile.TemporaryDirectory() as media:
                 async with await Toolkit.open(job_settings(store, urls, media)):
                     pass  # created and migrated once
-                procs = [await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--job-worker", store, json.dumps(urls), media, str(i), str(jobs // 2),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                    for i in range(2)]
-                for proc in procs:
-                    line = await proc.stdout.readline()
-                    if line.strip() != b"ready":
-                        raise RuntimeError(f"job worker did not start: {(await proc.stderr.read()).decode()}")
-                for proc in procs:
-                    proc.stdin.write(b"go\n")
-                    await proc.stdin.drain()
-                results = []
-                for proc in procs:
-                    out, err = await proc.communicate()
-                    if proc.returncode != 0:
-                        raise RuntimeError(err.decode()[-2000:])
-                    results.append(json.loads(out.strip().splitlines()[-1]))
+                results = await bench_ledger.run_together(
+                    [[sys.executable, __file__, "--job-worker", store, json.dumps(urls), media, str(i), str(jobs // 2)]
+                     for i in range(2)])
     finally:
         await sim.stop()
     wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
