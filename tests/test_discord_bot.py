@@ -297,6 +297,11 @@ async def bot(tmp_path, sim, database_url):
     await stop_bot(made)
 
 
+ON_SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For a test of rendering or of Discord's transport, where the database only holds what other
+tests check on both engines: run once, to keep the suite's time down."""
+
+
 def embed_of(call: dict[str, Any]) -> dict[str, Any]:
     return (call["body"].get("embeds") or [{}])[0]
 
@@ -349,6 +354,7 @@ async def test_video_from_command_to_posted_file(bot):
     assert await bot.state.pending() == [] and await bot.state.is_delivered(job.id)
 
 
+@ON_SQLITE_ONLY
 async def test_progress_edits_are_throttled(tmp_path, sim, database_url):
     bot = await make_bot(make_settings(tmp_path, sim, database_url))
     bot.progress_interval = 0.25
@@ -493,6 +499,7 @@ async def test_provider_failure_tells_the_user_what_to_do_and_charges_nothing(bo
     assert await spent(bot) == 0 and await bot.state.is_delivered(job.id)
 
 
+@ON_SQLITE_ONLY
 async def test_output_over_the_upload_limit_is_linked(bot):
     rec = bot.recorder
     inter = await slash(bot, "text-to-video pika_text_to_video", prompt="a fox")
@@ -539,6 +546,7 @@ async def test_admin_may_cancel_anyones_job_and_cancel_command(bot):
 
 # -- past 15 minutes: the bot's own token -------------------------------------------------------------
 
+@ON_SQLITE_ONLY
 async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(tmp_path, sim, database_url):
     clock = Clock()
     bot = await make_bot(make_settings(tmp_path, sim, database_url), clock=clock)
@@ -564,6 +572,7 @@ async def test_after_fifteen_minutes_the_bot_edits_and_posts_with_its_own_token(
         await stop_bot(bot)
 
 
+@ON_SQLITE_ONLY
 async def test_an_expired_token_error_switches_to_the_bot_token(bot):
     rec = bot.recorder
     await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:slow=0.3] x")
@@ -697,6 +706,7 @@ def first_response(rec: Recorder) -> dict[str, Any]:
     return next(c for c in rec.calls if c["path"].endswith("/callback"))["body"]
 
 
+@ON_SQLITE_ONLY
 async def test_a_missing_channel_permission_is_named_in_a_private_first_response(bot):
     rec = bot.recorder
     lacking = discord.Permissions(view_channel=True, send_messages=True, embed_links=True).value
@@ -763,6 +773,7 @@ async def test_slow_checks_that_pass_post_the_progress_publicly(bot):
 
 # -- DMs ---------------------------------------------------------------------------------------------
 
+@ON_SQLITE_ONLY
 async def test_dms_are_refused_unless_the_operator_enables_them(bot):
     await slash(bot, "text-to-video pika_text_to_video", where={"dm": True}, prompt="a fox")
     assert bot.recorder.ephemeral_texts() == [DMS_OFF] and await jobs_of(bot) == []
@@ -1036,6 +1047,7 @@ async def test_transient_failures_are_retried_without_a_restart(late_bot):
 
 # -- NSFW flags ----------------------------------------------------------------------------------------
 
+@ON_SQLITE_ONLY
 async def test_nsfw_outputs_are_posted_as_spoilers(bot):
     rec = bot.recorder
     await slash(bot, "text-to-video pika_text_to_video", prompt="[sim:nsfw] a fox")
