@@ -1,7 +1,8 @@
 """The Discord bot end to end without Discord: real ``discord.Interaction`` objects dispatched through
 the real ``CommandTree`` and view store, a Toolkit on a real SQLite file and again on a real
-PostgreSQL schema (``database_url``), the provider simulator on loopback, and both doors out of the bot recorded: the interaction webhook (discord.py's webhook
-adapter) and the bot's own token (``HTTPClient.request``). Nothing connects to Discord.
+PostgreSQL schema (``database_url``), the provider simulator on loopback, and both doors out of the
+bot recorded: the interaction webhook (discord.py's webhook adapter) and the bot's own token
+(``HTTPClient.request``). Nothing connects to Discord.
 """
 
 from __future__ import annotations
@@ -798,8 +799,8 @@ async def test_enabled_dms_apply_the_users_limits_and_the_global_cap(tmp_path, s
 # -- safety: operator switches, banned words, allow-lists ------------------------------------------------
 
 async def test_provider_safety_switches_are_the_operators(tmp_path, sim, database_url):
-    settings = make_settings(tmp_path, sim, database_url, discord={"provider_switches": {"enable_safety_checker": False},
-                                                     "confirm_above_usd": 50})
+    settings = make_settings(tmp_path, sim, database_url,
+                             discord={"provider_switches": {"enable_safety_checker": False}, "confirm_above_usd": 50})
     bot = await make_bot(settings)
     try:
         # a user cannot even name the switch: it is not an option of the command
@@ -817,7 +818,8 @@ async def test_provider_safety_switches_are_the_operators(tmp_path, sim, databas
 
 
 async def test_banned_words_from_config_and_admin(tmp_path, sim, database_url):
-    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"banned_words": ["Gore"], "confirm_above_usd": 50}))
+    bot = await make_bot(make_settings(tmp_path, sim, database_url,
+                                       discord={"banned_words": ["Gore"], "confirm_above_usd": 50}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-video pika_text_to_video", prompt="a lot of GORE, please")
@@ -1062,7 +1064,8 @@ async def test_nsfw_outputs_are_posted_as_spoilers(bot):
 
 
 async def test_nsfw_outputs_are_withheld_outside_age_restricted_channels(tmp_path, sim, database_url):
-    bot = await make_bot(make_settings(tmp_path, sim, database_url, discord={"nsfw": "withhold", "confirm_above_usd": 50}))
+    bot = await make_bot(make_settings(tmp_path, sim, database_url,
+                                       discord={"nsfw": "withhold", "confirm_above_usd": 50}))
     try:
         rec = bot.recorder
         await slash(bot, "text-to-image hunyuan_image_v3", prompt="[sim:nsfw] a statue")

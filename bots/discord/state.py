@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from agent_tools.db import Database, claim_leases, placeholders
 
@@ -34,19 +35,24 @@ class BotState:
     async def expect(self, job_id: str) -> bool:
         """A job whose outcome must be posted, even if this process stops first; claimed by this
         process. False if another live process already holds its claim."""
-        async with self.db.transaction() as tx:
-            await tx.execute("INSERT INTO discord_deliveries(job_id, created_at, owner, lease_until)"
-                             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                             (job_id, self.clock(), self.owner, self.clock() + self.lease_seconds))
-        return await self.claim(job_id)
+        now = self.clock()
+
+        def body(conn: Any) -> bool:  # the row and its claim in one transaction
+            conn.execute("INSERT INTO discord_deliveries(job_id, created_at, owner, lease_until) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT DO NOTHING", (job_id, now, self.owner, now + self.lease_seconds))
+            return bool(self._claim_in(conn, job_id, now))
+
+        return await self.db.run(body)
 
     async def claim(self, job_id: str) -> bool:
         """Make this process the one to post ``job_id``: if it is already, or the row is unclaimed,
         or its owner's lease lapsed (``claim_leases``: of several processes exactly one wins)."""
         now = self.clock()
-        return bool(await self.db.run(lambda conn: claim_leases(
-            conn, "discord_deliveries", "job_id", "job_id = ? AND delivered_at IS NULL", (job_id,),
-            owner=self.owner, now=now, until=now + self.lease_seconds)))
+        return bool(await self.db.run(lambda conn: self._claim_in(conn, job_id, now)))
+
+    def _claim_in(self, conn: Any, job_id: str, now: float) -> list[str]:
+        return claim_leases(conn, "discord_deliveries", "job_id", "job_id = ? AND delivered_at IS NULL", (job_id,),
+                            owner=self.owner, now=now, until=now + self.lease_seconds)
 
     async def renew(self, job_ids: Iterable[str]) -> None:
         """Extend this process's claims on the jobs it is following (one statement for all of them)."""
