@@ -243,6 +243,13 @@ class DatabaseLost(DatabaseUnavailable):
             "start again; any job already sent is named above with its provider request id.")
 
 
+def made_by_a_newer_version(version: int) -> DatabaseUnavailable:
+    """A schema past the migrations this videogen knows: refused on either engine, because running
+    older code against tables it does not know could write what the newer code cannot read."""
+    return DatabaseUnavailable(f"This database was made by a newer videogen (schema version {version}, this one "
+                               f"knows {len(MIGRATIONS)}); upgrade videogen.")
+
+
 def _unavailable(path: Path, exc: BaseException) -> DatabaseUnavailable:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -377,6 +384,8 @@ class Database:
     async def _migrate(self) -> None:
         def migrate(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise made_by_a_newer_version(version)
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in statements(script):
                     conn.execute(statement)

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import redact_database_url
-from .db import MIGRATIONS, DatabaseUnavailable, statements
+from .db import MIGRATIONS, DatabaseUnavailable, made_by_a_newer_version, statements
 
 INSTALL = "pip install 'videogen[postgres]'"
 POOL_SIZE = 10
@@ -490,8 +490,7 @@ def migrate(conn: Any) -> int:
             conn.execute("INSERT INTO schema_version(version) VALUES (0)")
         version = 0 if row is None else row[0]
         if version > len(MIGRATIONS):
-            raise DatabaseUnavailable(f"This database was made by a newer videogen (schema version {version}, this one "
-                                      f"knows {len(MIGRATIONS)}); upgrade videogen.")
+            raise made_by_a_newer_version(version)
         for number in range(version + 1, len(MIGRATIONS) + 1):
             for statement in migration_statements(number):
                 conn.execute(statement)

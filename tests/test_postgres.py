@@ -3,7 +3,8 @@ rewrite, migrations that run once however many processes start together, and the
 differ between the engines (64-bit money, exact timestamps, whole-number sums).
 
 The ledger, job, Toolkit, MCP and Discord suites run on both engines through the ``database_url``
-fixture; this file covers what only the PostgreSQL backend does.
+fixture; this file covers what only the PostgreSQL backend does, plus the few guarantees whose
+statements differ by engine (a newer schema refused, a lease claimed by one owner), on both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from agent_tools import postgres
 from agent_tools.cli import main
 from agent_tools.config import Settings, redact_database_url
-from agent_tools.db import MIGRATIONS, DatabaseUnavailable
+from agent_tools.db import MIGRATIONS, Database, DatabaseUnavailable
 from agent_tools.ledger import Ledger, Limits, Requester
 from agent_tools.money import usd
 from agent_tools.postgres import PostgresDatabase, to_postgres, translate_ddl
@@ -111,12 +112,13 @@ async def test_migrations_run_once_when_processes_start_together(postgres_url):
         assert await again.version() == len(MIGRATIONS)
 
 
-async def test_a_newer_schema_is_refused(postgres_url):
-    async with await PostgresDatabase.open(postgres_url) as db:
-        async with db.transaction() as tx:
-            await tx.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 5,))
-    with pytest.raises(DatabaseUnavailable, match="newer videogen"):
-        await PostgresDatabase.open(postgres_url)
+async def test_a_newer_schema_is_refused_on_either_engine(database_url):
+    async with await open_database(database_url) as db:
+        async with db.transaction() as tx:  # each engine keeps its version where its migrations put it
+            await tx.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}" if isinstance(db, Database)
+                             else f"UPDATE schema_version SET version = {len(MIGRATIONS) + 5}")
+    with pytest.raises(DatabaseUnavailable, match=f"newer videogen \\(schema version {len(MIGRATIONS) + 5}, this one"):
+        await open_database(database_url)
 
 
 async def test_money_past_two_billion_micros_timestamps_and_sums_keep_their_values(postgres_url):
