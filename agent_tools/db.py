@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -313,10 +314,80 @@ class _Abandoned(Exception):
     """The caller was cancelled while the transaction waited for the write lock: nothing was done."""
 
 
+class DatabaseThread:
+    """The one thread that owns a process's connection: calls run there one at a time, in the order
+    they were asked, and each result reaches the asking event loop with one wake-up.
+
+    Why not ``loop.run_in_executor`` on a one-worker pool: every hop there also builds a
+    ``concurrent.futures.Future``, chains it to an asyncio one and copies its state across, which
+    cost about as much again as the hop itself. As with an executor, a call whose future was
+    cancelled before the thread reached it is skipped.
+    """
+
+    def __init__(self, name: str = "videogen-db") -> None:
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # the thread holds the queue, not this object: an owner dropped without ``stop`` ends it too
+        thread = threading.Thread(target=_serve, args=(self._calls,), name=name, daemon=True)
+        thread.start()
+        weakref.finalize(self, self._calls.put, None)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
+        """Queue ``fn(*args)`` for the thread; the future answers on the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """End the thread once the calls already queued have run."""
+        self._calls.put(None)
+
+
+def _serve(calls: "queue.SimpleQueue[Any]") -> None:
+    while (item := calls.get()) is not None:
+        loop, future, fn, args = item
+        del item
+        if future.cancelled():
+            continue
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # handed to the caller, as an executor would
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(_answer, future, result, error)
+        except RuntimeError:
+            pass  # the loop has closed: nobody is waiting for this answer
+        del loop, future, fn, args, result, error
+
+
+def _answer(future: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _Progress:
+    """How far a ``run`` body has gone, shared by the event loop and the database thread (each flag
+    is written by one side only, and the GIL orders the reads)."""
+
+    __slots__ = ("started", "abandoned", "committed", "result")
+
+    def __init__(self) -> None:
+        self.started = self.abandoned = self.committed = False
+        self.result: Any = None
+
+
+def _nothing() -> None:
+    """Queued after a call to learn when that call is over (the thread runs calls in order)."""
+
+
 class Database:
     """A process's connection to the videogen database."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, thread: DatabaseThread) -> None:
         self.path = path
         self._conn = conn
         self._thread = thread
@@ -329,12 +400,12 @@ class Database:
     async def open(cls, path: str | Path, *, busy_timeout_ms: int | None = None) -> "Database":
         path = Path(path).expanduser()
         busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="videogen-db")
+        thread = DatabaseThread()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await asyncio.get_running_loop().run_in_executor(thread, _connect, path, busy_timeout_ms)
+            conn = await thread.call(_connect, path, busy_timeout_ms)
         except (OSError, sqlite3.Error) as exc:
-            thread.shutdown(wait=False)
+            thread.stop()
             raise _unavailable(path, exc) from None
         db = cls(path, conn, thread)
         try:
@@ -360,7 +431,7 @@ class Database:
         """Call ``fn(*args)`` on the database thread."""
         if self._closed and fn != self._conn.close:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self._thread.call(fn, *args)
 
     async def _rollback(self) -> None:
         await self._hop(_rollback, self._conn)
@@ -373,7 +444,7 @@ class Database:
         try:
             await self._hop(self._conn.close)
         finally:
-            self._thread.shutdown(wait=False)
+            self._thread.stop()
 
     async def __aenter__(self) -> "Database":
         return self
@@ -405,19 +476,19 @@ class Database:
         delivered again at the caller's next ``await``: a caller never gets ``CancelledError``
         for a change that was made without knowing about it.
         """
-        abandoned, started = threading.Event(), threading.Event()
+        progress = _Progress()
 
         def whole(conn: sqlite3.Connection) -> T:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _unavailable(self.path, exc) from None
-            started.set()
+            progress.started = True
             try:
-                if abandoned.is_set():
+                if progress.abandoned:
                     raise _Abandoned()
                 result = body(conn)
-                if abandoned.is_set():
+                if progress.abandoned:
                     raise _Abandoned()
             except sqlite3.OperationalError as exc:  # disk full, read-only, I/O error: said plainly
                 _rollback(conn)
@@ -430,27 +501,29 @@ class Database:
             except sqlite3.Error as exc:
                 _rollback(conn)
                 raise _unavailable(self.path, exc) from None
+            progress.result, progress.committed = result, True
             return result
 
         async with self._lock:
             self._check_file()
-            done = asyncio.ensure_future(self._hop(whole, self._conn))
             try:
-                return await asyncio.shield(done)
+                return await self._hop(whole, self._conn)
             except asyncio.CancelledError:
-                abandoned.set()
-                # Not yet past BEGIN: it will roll back on its own. Past it, the body is a few
-                # statements under our write lock; wait them out (a cancel scope may cancel each
-                # wait again) to learn whether it committed.
-                while started.is_set() and not done.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(done)
-                if not done.done() or done.cancelled() or done.exception() is not None:
+                progress.abandoned = True
+                # Not yet past BEGIN: it will roll back on its own (or never run). Past it, the body
+                # is a few statements under our write lock; wait them out (a cancel scope may cancel
+                # each wait again) to learn whether it committed: a no-op queued now runs after it.
+                if progress.started:
+                    over = self._thread.call(_nothing)
+                    while not over.done():
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.shield(over)
+                if not progress.committed:
                     raise  # rolled back, or never started
                 task = asyncio.current_task()
                 if task is not None:
                     task.cancel()  # committed before the cancel was seen: deliver it at the next await
-                return done.result()
+                return progress.result
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
