@@ -380,8 +380,10 @@ class Ledger:
         return [(r[0], r[1], Limits(*tuple(r)[2:])) for r in rows]
 
     def _effective_limits_in(self, conn: sqlite3.Connection, who: Requester) -> dict[tuple[str, str], Limits]:
-        roles = [self._stored_limits_in(conn, "role", r) for r in who.role_ids]
-        base = most_generous([*roles, self.defaults]).over(self.defaults)  # a role raises limits, never lowers them
+        base = self.defaults
+        if who.role_ids:  # a role raises limits, never lowers them
+            roles = [self._stored_limits_in(conn, "role", r) for r in who.role_ids]
+            base = most_generous([*roles, self.defaults]).over(self.defaults)
         account = self._stored_limits_in(conn, "account", who.account).over(base)
         result = {("account", who.account): account}
         if who.guild_id:
@@ -409,25 +411,37 @@ class Ledger:
         return "1 = 1", ()
 
     def _usage_in(self, conn: sqlite3.Connection, limits: Mapping[tuple[str, str], Limits],
-                  now: float) -> dict[tuple[str, str], dict[str, int]]:
+                  now: float, *, exact_hourly: bool = True) -> dict[tuple[str, str], dict[str, int]]:
         """Today's and this month's charge and the open holds of every scope from the running
-        totals (one query, a few rows whatever the history); the jobs started in the last hour
-        from the holds' (scope, created_at) index, only where a jobs-per-hour limit applies."""
+        totals (one query, a few rows whatever the history); the jobs started in the last hour,
+        where a jobs-per-hour limit applies, from the holds' (scope, created_at) index.
+
+        That count reads every hold of the last hour, so a check (``exact_hourly=False``) first
+        bounds it from the same totals: no more holds were created since an hour ago than in the
+        days that hour began in and after. Only a bound that reaches the limit is replaced by the
+        count; a smaller one is returned as it is, since the exact number could not refuse either
+        (a report, ``status``, always counts)."""
         day, month = totals.periods(now, self.tz)
-        rows = totals.read(conn, limits, day, month)
+        since_day = totals.periods(now - 3600, self.tz)[0]
+        rows = totals.read(conn, limits, day, month, since_day)
         zero = totals.Total()
         result = {}
         for (scope, scope_id), limit in limits.items():
             hourly = 0
             if limit.jobs_per_hour is not None:
-                where, args = self._scope_filter(scope, scope_id)
-                hourly = conn.execute(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?"
-                                      f" AND tool NOT LIKE '{totals.TOKEN_PREFIX}%'", (*args, now - 3600)).fetchone()[0]
+                hourly = totals.holds_since(rows, scope, scope_id, since_day)
+                if exact_hourly or hourly >= limit.jobs_per_hour:
+                    hourly = self._jobs_last_hour_in(conn, scope, scope_id, now)
             result[(scope, scope_id)] = {"daily": rows.get((scope, scope_id, day), zero).charge_micros,
                                          "monthly": rows.get((scope, scope_id, month), zero).charge_micros,
                                          "concurrent": rows.get((scope, scope_id, totals.ALL), zero).open_holds,
                                          "hourly": hourly}
         return result
+
+    def _jobs_last_hour_in(self, conn: sqlite3.Connection, scope: str, scope_id: str, now: float) -> int:
+        where, args = self._scope_filter(scope, scope_id)
+        return conn.execute(f"SELECT COUNT(*) FROM holds WHERE {where} AND created_at >= ?"
+                            f" AND tool NOT LIKE '{totals.TOKEN_PREFIX}%'", (*args, now - 3600)).fetchone()[0]
 
     async def ensure_totals(self) -> bool:
         """Build the running totals if this database has none yet or kept them in another time zone
@@ -471,7 +485,7 @@ class Ledger:
         conn.execute("INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (who.account, now))
         totals.ensure(conn, self.tz)
         limits = self._effective_limits_in(conn, who)
-        used = self._usage_in(conn, limits, now)
+        used = self._usage_in(conn, limits, now, exact_hourly=False)
         job = totals.is_job(tool)
         warnings = []
         for (scope, scope_id), scope_limits in limits.items():
@@ -500,7 +514,7 @@ class Ledger:
 
         def body(conn: sqlite3.Connection) -> None:
             effective = self._effective_limits_in(conn, who)
-            usage = self._usage_in(conn, effective, now)
+            usage = self._usage_in(conn, effective, now, exact_hourly=False)
             for (scope, scope_id), limits in effective.items():
                 self._check(scope, limits, usage[(scope, scope_id)], estimate_micros, what or f"This {tool} run", now,
                             job=totals.is_job(tool))
@@ -510,10 +524,11 @@ class Ledger:
     def _check(self, scope: str, limits: Limits, used: Mapping[str, int], asked: int, what: str,
                now: float, *, job: bool = True) -> list[str]:
         """Raise ``QuotaExceeded`` if ``asked`` breaks a limit; the job-count limits apply to jobs only
-        (a chat agent's token charge is money, not a job). Returns the budget warnings."""
-        windows = self.windows(now)
+        (a chat agent's token charge is money, not a job). Returns the budget warnings. The windows'
+        names and ends are worked out only for a refusal or a warning (most checks pass without them)."""
         for kind, cap in (("daily", limits.daily_micros), ("monthly", limits.monthly_micros)):
             if cap is not None and asked > cap:
+                windows = self.windows(now)
                 raise QuotaExceeded(
                     what=what, asked_micros=asked, remaining_micros=cap - used[kind], limit=windows[kind].name,
                     scope=scope, resets_at=windows[kind].end, now=now, tz=self.tz,
@@ -521,6 +536,7 @@ class Ledger:
                              f"{format_usd(cap)}; choose a shorter, smaller or cheaper option, or ask an admin "
                              "to raise the limit."))
             if cap is not None and used[kind] + asked > cap:
+                windows = self.windows(now)
                 raise QuotaExceeded(what=what, asked_micros=asked, remaining_micros=cap - used[kind],
                                     limit=windows[kind].name, scope=scope, resets_at=windows[kind].end, now=now,
                                     tz=self.tz)
@@ -543,6 +559,7 @@ class Ledger:
                 if cap and used[kind] + asked >= limits.warn_at * cap > used[kind]:
                     left = cap - used[kind] - asked
                     period = "today's" if kind == "daily" else "this month's"
+                    windows = self.windows(now)
                     warnings.append(f"{owner} used {round((used[kind] + asked) * 100 / cap)} % of "
                                     f"{period} budget; {format_usd(left)} left "
                                     f"({resets_phrase(windows[kind].end, now, self.tz)}).")

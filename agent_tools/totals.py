@@ -106,14 +106,30 @@ def add(conn: sqlite3.Connection, keys: Iterable[Key], change: Total) -> None:
         [v for key in keys for v in (*key, change.charge_micros, change.holds, change.open_holds)])
 
 
-def read(conn: sqlite3.Connection, scopes: Iterable[tuple[str, str]], day: str, month: str) -> dict[Key, Total]:
-    """The rows of ``scopes`` for today, this month and all time, in one query (missing = zero)."""
+LAST_DAY = "day:9999-12-31"
+
+
+def read(conn: sqlite3.Connection, scopes: Iterable[tuple[str, str]], day: str, month: str,
+         since_day: str | None = None) -> dict[Key, Total]:
+    """The rows of ``scopes`` for today, this month and all time, in one query (missing = zero);
+    with ``since_day``, also every day row from that day on (``holds_since``). Day periods are
+    ``day:YYYY-MM-DD``, so they order by date in any collation."""
     scopes = list(scopes)
     where = " OR ".join("(scope = ? AND scope_id = ?)" for _ in scopes)
+    periods, args = "period IN (?, ?, ?)", [day, month, ALL]
+    if since_day is not None:
+        periods, args = "(period IN (?, ?) OR period BETWEEN ? AND ?)", [month, ALL, since_day, LAST_DAY]
     rows = conn.execute(f"SELECT scope, scope_id, period, charge_micros, holds, open_holds FROM spend_totals"
-                        f" WHERE period IN (?, ?, ?) AND ({where})",
-                        (day, month, ALL, *(v for scope in scopes for v in scope))).fetchall()
+                        f" WHERE {periods} AND ({where})",
+                        (*args, *(v for scope in scopes for v in scope))).fetchall()
     return {(r[0], r[1], r[2]): Total(r[3], r[4], r[5]) for r in rows}
+
+
+def holds_since(rows: Mapping[Key, Total], scope: str, scope_id: str, since_day: str) -> int:
+    """How many holds of one scope were created on ``since_day`` or later, from ``read``'s rows:
+    at least as many as were created since any moment of that day."""
+    return sum(total.holds for (s, i, period), total in rows.items()
+               if s == scope and i == scope_id and period.startswith("day:") and since_day <= period <= LAST_DAY)
 
 
 def expected(holds: Iterable[Mapping[str, Any]], tz: ZoneInfo) -> dict[Key, Total]:
