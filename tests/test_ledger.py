@@ -229,6 +229,35 @@ async def test_hourly_job_count_frees_after_an_hour(open_ledger):
     await reserve(ledger, 1, "f")
 
 
+async def test_hourly_count_reaches_back_past_midnight_and_forward_to_clocks_ahead(open_ledger):
+    """A reservation counts the last hour's holds only when the day totals say enough were made to
+    reach the limit: that bound takes in the day before midnight and holds stamped later by a process
+    whose clock runs ahead, and token charges in it (money, not jobs) never refuse a job."""
+    clock = Clock(ts("2026-11-21T23:50:00", "Europe/Paris"))
+    ledger = await open_ledger(default={"jobs_per_hour": 2}, clock=clock, timezone="Europe/Paris")
+    await reserve(ledger, 1, "late")
+    clock.now += 20 * 60  # 00:10 the next day: the first job is still in the last hour
+    await reserve(ledger, 1, "early")
+    with pytest.raises(QuotaExceeded, match="started 2 job\\(s\\) in the last hour"):
+        await reserve(ledger, 1, "third")
+
+    clock.at("2026-11-22T23:55:00", "Europe/Paris")
+    ahead = Ledger(ledger.db, ledger.settings, clock=lambda: clock.now + 600)  # already the 23rd there
+    for key in ("b1", "b2"):
+        await reserve(ahead, 1, key, who="bob")
+    with pytest.raises(QuotaExceeded, match="started 2 job\\(s\\) in the last hour"):
+        await reserve(ledger, 1, "b3", who="bob")
+
+    for key in ("t1", "t2", "t3"):
+        await ledger.reserve(Requester("carol"), 1, key, tool="llm:some-model")
+    await reserve(ledger, 1, "c1", who="carol")
+    await reserve(ledger, 1, "c2", who="carol")
+    with pytest.raises(QuotaExceeded, match="started 2 job\\(s\\) in the last hour"):
+        await reserve(ledger, 1, "c3", who="carol")
+    assert [s.used for s in await ledger.status(Requester("carol")) if s.kind == "hourly"] == [2]
+    await assert_books_agree(ledger)
+
+
 async def test_a_charge_belongs_to_the_window_its_hold_was_created_in(open_ledger):
     clock = Clock().at("2026-01-31T23:59:00")
     ledger = await open_ledger(default={"daily_usd": "1", "monthly_usd": "10"}, clock=clock)
