@@ -9,10 +9,12 @@ medians over rounds of
 - aggregate throughput (all pairs / wall time from the first start to the last finish),
 - p50 and p99 latency of reserve and of settle (over every call of every process in a round),
 
-and the ratios 4 processes / 1 process. The same run first measures the stdlib baseline: one
+and the ratios 4 processes / 1 process. The same run also measures the stdlib baseline: one
 process, the stdlib ``sqlite3`` on the project's own schema, ``BEGIN IMMEDIATE; INSERT INTO holds;
 UPDATE holds; COMMIT`` in a loop (transactions/s), so the ledger's rate is given as a share of what
-SQLite itself does on this machine at that moment. Limits are on (account daily and monthly caps, a global
+SQLite itself does on this machine at that moment. Each round runs the baseline, then 1 process,
+then 4 processes, so a change in the machine's load (a shared machine) falls on all three alike
+instead of on whichever was measured last; the share is the median of each round's own share. Limits are on (account daily and monthly caps, a global
 monthly cap, jobs per hour), set high enough that every reservation is granted, so each reserve
 does all its checks. ``--history N`` first inserts N settled holds earlier this month (with their
 audit rows) and builds the running totals for them, as the migration of an older database does.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -184,14 +187,19 @@ def median_of(rounds: list[dict]) -> dict:
 
 
 async def main(pairs: int, rounds: int, history: int) -> None:
-    baseline = statistics.median([await stdlib_baseline(2 * pairs) for _ in range(rounds)])
-    results = {}
-    for processes in (1, 4):
-        per_round = [await run_round(processes, pairs, history) for _ in range(rounds)]
-        results[processes] = median_of(per_round)
-    one, four = results[1], results[4]
+    load_before = os.getloadavg()
+    baselines: list[float] = []
+    per_round: dict[int, list[dict]] = {1: [], 4: []}
+    for _ in range(rounds):
+        baselines.append(await stdlib_baseline(2 * pairs))
+        for processes in (1, 4):
+            per_round[processes].append(await run_round(processes, pairs, history))
+    baseline = statistics.median(baselines)
+    one, four = median_of(per_round[1]), median_of(per_round[4])
+    load_after = os.getloadavg()
     print(f"ledger benchmark: {pairs} reserve+settle pairs per process, {rounds} rounds, "
-          f"{history} settled holds of history; medians over rounds")
+          f"{history} settled holds of history; medians over rounds; load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{'':34}{'1 process':>12}{'4 processes':>14}{'4 / 1':>9}")
     rows = [
         ("per-process throughput, pairs/s", "per_process_pairs_s", "{:.0f}"),
@@ -207,11 +215,16 @@ async def main(pairs: int, rounds: int, history: int) -> None:
     for label, key, fmt in rows:
         a, b = (one["aggregate_pairs_s"] * 2, four["aggregate_pairs_s"] * 2) if key is None else (one[key], four[key])
         print(f"{label:34}{fmt.format(a):>12}{fmt.format(b):>14}{b / a if a else 0:>9.2f}")
-    share = one["aggregate_pairs_s"] * 2 / baseline
+    ratios = [f["aggregate_pairs_s"] / o["aggregate_pairs_s"] for o, f in zip(per_round[1], per_round[4])]
+    print(f"aggregate 4 processes / 1 process in each round: {', '.join(f'{x:.2f}' for x in ratios)}")
+    shares = [r["aggregate_pairs_s"] * 2 / b for r, b in zip(per_round[1], baselines)]
+    share = statistics.median(shares)
     print(f"stdlib sqlite3 baseline: {baseline:.0f} transactions/s; the ledger in 1 process does "
-          f"{one['aggregate_pairs_s'] * 2:.0f} transactions/s (each reserve or settle is one) = {share:.0%} of it")
+          f"{one['aggregate_pairs_s'] * 2:.0f} transactions/s (each reserve or settle is one) = {share:.0%} of it "
+          f"(median of the rounds' own shares: {', '.join(f'{x:.0%}' for x in shares)})")
     print(json.dumps({"pairs": pairs, "rounds": rounds, "history": history, "baseline_tx_s": baseline,
-                      "ledger_share_of_baseline": share, "one": one, "four": four}))
+                      "baselines_tx_s": baselines, "ledger_share_of_baseline": share, "one": one, "four": four,
+                      "load_before": load_before, "load_after": load_after}))
 
 
 if __name__ == "__main__":
