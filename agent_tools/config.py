@@ -126,6 +126,15 @@ class StorageSettings(_Section):
                                  description="largest output file kept, in MiB")
     download_deadline_seconds: float = Field(default=900, gt=0, le=86_400,
                                              description="the longest one output download may take in all")
+    postgres_prepared_statements: bool = Field(
+        default=True, description="PostgreSQL only: the server keeps the plan of each statement a connection repeats"
+        " (less CPU per reservation). Turn off behind PgBouncer in transaction mode unless it is 1.21 or newer with"
+        " max_prepared_statements set")
+    postgres_synchronous_commit: bool = Field(
+        default=True, description="PostgreSQL only: each commit waits until its WAL is on disk. false answers sooner"
+        " (no disk flush per reservation or settle) but a crash of the database server or its machine can lose the"
+        " last fraction of a second of committed holds, settles and jobs (never corrupts them; SQLite's WAL mode"
+        " with synchronous=NORMAL, the embedded default, makes the same trade)")
 
     @field_validator("database", mode="before")
     @classmethod

@@ -380,17 +380,21 @@ class Ledger:
         return [(r[0], r[1], Limits(*tuple(r)[2:])) for r in rows]
 
     def _effective_limits_in(self, conn: sqlite3.Connection, who: Requester) -> dict[tuple[str, str], Limits]:
-        base = self.defaults
-        if who.role_ids:  # a role raises limits, never lowers them
-            roles = [self._stored_limits_in(conn, "role", r) for r in who.role_ids]
-            base = most_generous([*roles, self.defaults]).over(self.defaults)
-        account = self._stored_limits_in(conn, "account", who.account).over(base)
+        wanted = [*(("role", r) for r in who.role_ids), ("account", who.account),
+                  *([("guild", who.guild_id)] if who.guild_id else []), ("global", "")]
+        where = " OR ".join("(scope = ? AND scope_id = ?)" for _ in wanted)
+        stored = {(r[0], r[1]): Limits(*tuple(r)[2:]) for r in conn.execute(  # every override in one query
+            "SELECT scope, scope_id, daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at FROM limits"
+            f" WHERE {where}", [v for key in wanted for v in key]).fetchall()}
+        roles = [stored.get(("role", r), Limits()) for r in who.role_ids]
+        base = most_generous([*roles, self.defaults]).over(self.defaults)  # a role raises limits, never lowers them
+        account = stored.get(("account", who.account), Limits()).over(base)
         result = {("account", who.account): account}
         if who.guild_id:
-            guild = self._stored_limits_in(conn, "guild", who.guild_id)
+            guild = stored.get(("guild", who.guild_id), Limits())
             if not guild.empty:
                 result[("guild", who.guild_id)] = guild
-        glob = self._stored_limits_in(conn, "global", "").over(self.global_defaults)
+        glob = stored.get(("global", ""), Limits()).over(self.global_defaults)
         if not glob.empty:
             result[("global", "")] = glob
         return result
@@ -477,7 +481,8 @@ class Ledger:
 
     def _reserve_in(self, conn: sqlite3.Connection, who: Requester, estimate_micros: int, idempotency_key: str,
                     tool: str, what: str, now: float, hook: ReserveHook | None) -> Reservation:
-        totals.lock(conn, who.account, who.guild_id)  # first: the checks below must see every earlier hold
+        # first, the account: its idempotency check and its own counts must see every earlier hold
+        totals.lock(conn, [("account", who.account)])
         existing = conn.execute("SELECT id, estimate_micros FROM holds WHERE idempotency_key = ?",
                                 (idempotency_key,)).fetchone()
         if existing is not None:
@@ -485,6 +490,9 @@ class Ledger:
         conn.execute("INSERT INTO accounts(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (who.account, now))
         totals.ensure(conn, self.tz)
         limits = self._effective_limits_in(conn, who)
+        # then the scopes other accounts share (a guild, the operator's budget), only where a limit
+        # is checked, and as late as possible: concurrent reservations queue on these until commit
+        totals.lock(conn, [scope for scope in limits if scope[0] != "account"])
         used = self._usage_in(conn, limits, now, exact_hourly=False)
         job = totals.is_job(tool)
         warnings = []
@@ -571,11 +579,8 @@ class Ledger:
         now = self.clock()
         ends = to in ("settled", "released")
         if ends:
-            scopes = conn.execute("SELECT account, guild_id FROM holds WHERE id = ?", (hold_id,)).fetchone()
-            if scopes is None:
-                return False
-            totals.lock(conn, scopes[0], scopes[1])  # its totals change: take turns with reservations
-            # before the change, so a first build of the totals cannot count it twice
+            # before the change, so a first build of the totals cannot count it twice. No spend lock:
+            # the change below only adds to the totals (``totals.lock`` says why that is exact)
             totals.ensure(conn, self.tz)
         row = conn.execute(
             f"UPDATE holds SET state = ?, actual_micros = COALESCE(?, actual_micros), job_id = COALESCE(?, job_id),"
@@ -610,7 +615,7 @@ class Ledger:
         raise_by = estimate_micros - held
         now = self.clock()
         if raise_by > 0:
-            totals.lock(conn, account, guild_id)
+            totals.lock(conn, totals.scopes_of(account, guild_id))
             totals.ensure(conn, self.tz)
             limits = self._effective_limits_in(conn, who)
             used = self._usage_in(conn, limits, now)

@@ -22,6 +22,11 @@ write one SQL (SQLite's, with ``?`` placeholders) and never ask which engine run
   released at commit — safe behind PgBouncer's transaction pooling, unlike session locks. A claim
   of a job's or a delivery's lease (``claim_leases``) locks the free rows ``FOR UPDATE SKIP
   LOCKED``, so processes claiming the same rows pass over each other's instead of queueing.
+- **Round trips**: a transaction body (``run``) runs in pipeline mode — statements are queued and
+  their results fetched only when the body reads one, so the writes it never reads back (an audit
+  row, a totals update) go out with the next read or with the ``COMMIT``; statements a connection
+  repeats are prepared on the server (``PREPARE_THRESHOLD``). A reserve + settle pair went from 25
+  round trips to 8 (a reserve 5, a settle 3).
 
 psycopg 3 with psycopg-pool is the driver: it speaks both sync and async, its ``%s`` parameters are
 a plain rewrite of ``?``, and it has ``COPY`` for ``videogen db copy`` and ``notifies()`` for
@@ -49,6 +54,10 @@ INSTALL = "pip install 'videogen[postgres]'"
 POOL_SIZE = 10
 POOL_WAIT_SECONDS = 120.0
 """How long a transaction waits for a free pooled connection: a burst of jobs queues, not fails."""
+PREPARE_THRESHOLD = 2
+"""A statement a connection has run this many times is prepared on the server (parsed and planned
+once, then only bound and executed): the ledger's few statements run thousands of times, and
+preparing them cut the server's CPU per reserve + settle by about 40 % (BENCHMARKS.md)."""
 CONNECT_TIMEOUT_SECONDS = 10
 MIGRATION_LOCK = "videogen:migrations"
 T = TypeVar("T")
@@ -188,18 +197,43 @@ def _whole_numbers(conn: Any) -> None:
 # -- the database ----------------------------------------------------------------------------
 
 class Cursor:
-    """What a statement returns, like ``sqlite3.Cursor``: ``rowcount`` and its rows."""
+    """What a statement returns, like ``sqlite3.Cursor``: ``rowcount`` and its rows.
 
-    def __init__(self, cursor: Any) -> None:
-        self._rows = list(cursor.fetchall()) if cursor.description is not None else []
-        self.rowcount = cursor.rowcount
+    Inside a transaction body (``run``) the connection is in pipeline mode: a statement is queued,
+    not waited for, and its result is fetched only when the body asks for it (a row, or the
+    ``rowcount`` of a conditional ``UPDATE``) — so the writes a body never reads back travel
+    together with the next read or with the ``COMMIT``, in one round trip. An error in a queued
+    statement is raised at that next read or at the commit, and rolls the whole body back."""
+
+    def __init__(self, cursor: Any, pipeline: Any = None) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+        self._rows: list[Row] | None = None
+        self._rowcount = -1
         self.lastrowid = None
 
+    def _result(self) -> list[Row]:
+        if self._rows is None:
+            cursor = self._cursor
+            if cursor.pgresult is None and self._pipeline is not None:
+                self._pipeline.sync()  # send what is queued, receive every result up to here
+            self._rows = list(cursor.fetchall()) if cursor.description is not None else []
+            self._rowcount = cursor.rowcount
+            self._cursor = self._pipeline = None
+        return self._rows
+
+    @property
+    def rowcount(self) -> int:
+        self._result()
+        return self._rowcount
+
     def fetchone(self) -> Row | None:
-        return self._rows.pop(0) if self._rows else None
+        rows = self._result()
+        return rows.pop(0) if rows else None
 
     def fetchall(self) -> list[Row]:
-        rows, self._rows = self._rows, []
+        rows = self._result()
+        self._rows = []
         return rows
 
     def __iter__(self) -> Iterator[Row]:
@@ -210,13 +244,14 @@ class Connection:
     """A pooled psycopg connection as a transaction body sees it: ``execute`` and ``executemany``
     with SQLite's statements (rewritten), and the advisory locks of ``db.lock_keys``."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, pipeline: Any = None) -> None:
         self._conn = conn
+        self._pipeline = pipeline
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        with self._conn.cursor(row_factory=_row_factory) as cursor:
-            cursor.execute(to_postgres(sql), tuple(args))
-            return Cursor(cursor)
+        cursor = self._conn.cursor(row_factory=_row_factory)  # not closed here: a pipelined result comes later
+        cursor.execute(to_postgres(sql), tuple(args))
+        return Cursor(cursor, self._pipeline)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self._conn.cursor() as cursor:
@@ -313,14 +348,21 @@ class PostgresDatabase:
 
     dialect = "postgres"
 
-    def __init__(self, url: str, pool: Any, threads: ThreadPoolExecutor) -> None:
+    def __init__(self, url: str, pool: Any, threads: ThreadPoolExecutor, *, synchronous_commit: bool = True) -> None:
         self.url = url
         self.path = redact_database_url(url)  # what messages may show: never the password
         self._pool = pool
         self._threads = threads
+        self._synchronous_commit = synchronous_commit
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> "PostgresDatabase":
+    async def open(cls, url: str, *, pool_size: int = POOL_SIZE, prepared_statements: bool = True,
+                   synchronous_commit: bool = True) -> "PostgresDatabase":
+        """A pool on the server at ``url``, migrated. ``prepared_statements=False`` for a pooler
+        that cannot keep them (PgBouncer in transaction mode before 1.21, or without
+        ``max_prepared_statements``); ``synchronous_commit=False`` lets a commit return before its
+        WAL reaches disk (each write transaction says ``SET LOCAL synchronous_commit TO off``): an
+        operator's choice, see ``StorageSettings.postgres_synchronous_commit``."""
         psycopg = require_driver()
         from psycopg_pool import ConnectionPool
 
@@ -334,7 +376,8 @@ class PostgresDatabase:
                 migrate(conn)
             pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, configure=_configure,
                                   timeout=POOL_WAIT_SECONDS,
-                                  kwargs={"autocommit": True, "prepare_threshold": None,
+                                  kwargs={"autocommit": True,
+                                          "prepare_threshold": PREPARE_THRESHOLD if prepared_statements else None,
                                           "connect_timeout": CONNECT_TIMEOUT_SECONDS})
             pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
             return pool
@@ -347,7 +390,7 @@ class PostgresDatabase:
         except BaseException:
             threads.shutdown(wait=False)
             raise
-        return cls(url, pool, threads)
+        return cls(url, pool, threads, synchronous_commit=synchronous_commit)
 
     async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
@@ -376,8 +419,9 @@ class PostgresDatabase:
 
         def whole() -> T:
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    result = body(Connection(conn))
+                with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+                    self._commit_mode(conn)
+                    result = body(Connection(conn, pipeline))
                     if abandoned.is_set():
                         raise _Abandoned()  # the caller gave up before the commit: roll back
                     return result
@@ -398,6 +442,12 @@ class PostgresDatabase:
             if task is not None:
                 task.cancel()  # committed before the cancel was seen: deliver it at the next await
             return done.result()
+
+    def _commit_mode(self, conn: Any) -> None:
+        """In a write transaction: the operator's ``synchronous_commit`` for this transaction only
+        (``SET LOCAL``, so nothing lingers on a connection a pooler hands to someone else)."""
+        if not self._synchronous_commit:
+            conn.execute("SET LOCAL synchronous_commit TO off")
 
     async def read(self, body: Callable[[Any], T]) -> T:
         """A read body in one hop, on a pooled connection outside any transaction; once more on a
@@ -429,6 +479,8 @@ class PostgresDatabase:
             try:
                 block = conn.transaction()
                 await self._hop(block.__enter__)
+                if not self._synchronous_commit:
+                    await self._hop(self._commit_mode, conn)
                 try:
                     yield Transaction(self, Connection(conn))
                 except BaseException as exc:

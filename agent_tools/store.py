@@ -11,16 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import is_database_url
+from .config import StorageSettings, is_database_url
 from .db import Database
 
 if TYPE_CHECKING:
     from .postgres import PostgresDatabase
 
 
-async def open_database(target: Path | str) -> "Database | PostgresDatabase":
+async def open_database(target: Path | str, storage: StorageSettings | None = None) -> "Database | PostgresDatabase":
+    """The store ``target`` names; ``storage`` carries the PostgreSQL-only settings (a SQLite file
+    has none)."""
     if is_database_url(target):
         from .postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(str(target))
+        storage = storage or StorageSettings(database=str(target))
+        return await PostgresDatabase.open(str(target), prepared_statements=storage.postgres_prepared_statements,
+                                           synchronous_commit=storage.postgres_synchronous_commit)
     return await Database.open(target)

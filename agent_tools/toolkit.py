@@ -187,7 +187,7 @@ class Toolkit:
     async def open(cls, settings: Settings, *, adapters: Mapping[str, ProviderAdapter] | None = None,
                    resume: bool = True, **engine_options: Any) -> "Toolkit":
         """Open the database, build adapters and the engine, and resume unfinished jobs."""
-        db = await open_database(settings.storage.database)
+        db = await open_database(settings.storage.database, settings.storage)
         adapters = dict(adapters) if adapters is not None else ProviderAdapters(settings)
         media = MediaStore(settings.storage.media_dir, max_bytes=settings.storage.max_download_mb * 2**20,
                            deadline_seconds=settings.storage.download_deadline_seconds,

@@ -69,11 +69,16 @@ def scopes_of(account: str, guild_id: str | None) -> list[tuple[str, str]]:
     return [("account", account), *([("guild", guild_id)] if guild_id else []), ("global", "")]
 
 
-def lock(conn: Any, account: str, guild_id: str | None) -> None:
-    """Take turns with every other transaction that reads or changes these scopes' totals (a
-    no-op on SQLite, whose writers already take turns; advisory locks on PostgreSQL). First in a
-    transaction body, before it reads a total or a hold."""
-    lock_keys(conn, [f"spend:{scope}:{scope_id}" for scope, scope_id in scopes_of(account, guild_id)])
+def lock(conn: Any, scopes: Iterable[tuple[str, str]]) -> None:
+    """Take turns with every other transaction that checks these scopes' totals against a limit
+    (a no-op on SQLite, whose writers already take turns; advisory locks on PostgreSQL, held to
+    commit). Before the body reads a total it checks. Only a check needs it: a change that checks
+    nothing (a settle, a release, a reconciliation) adds to the totals in one atomic ``UPDATE``, so
+    whichever order it lands in, the totals stay exact and no check ever saw less than was there.
+
+    The order is always the sorted order of the keys (account, then global, then guild), also
+    across calls in one transaction, so two transactions never wait for each other."""
+    lock_keys(conn, [f"spend:{scope}:{scope_id}" for scope, scope_id in scopes])
 
 
 def keys_of(account: str, guild_id: str | None, created_at: float, tz: ZoneInfo) -> list[Key]:

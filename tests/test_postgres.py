@@ -165,6 +165,62 @@ async def test_a_lost_connection_is_retried_for_a_read_and_refused_for_a_write(p
         assert await db.scalar("SELECT COUNT(*) FROM accounts") == 1
 
 
+async def test_a_failed_write_the_body_never_reads_back_still_rolls_the_body_back(postgres_url):
+    """A body's writes are pipelined: the duplicate below is not answered until the commit, and
+    must still fail the body and undo the write before it."""
+    async with await PostgresDatabase.open(postgres_url) as db:
+        await db.run(lambda conn: conn.execute("INSERT INTO accounts(name, created_at) VALUES ('a', 1)"))
+
+        def body(conn):
+            conn.execute("INSERT INTO accounts(name, created_at) VALUES ('b', 1)")
+            conn.execute("INSERT INTO accounts(name, created_at) VALUES ('a', 1)")  # a duplicate
+            return "done"
+
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await db.run(body)
+        assert [r[0] for r in await db.fetchall("SELECT name FROM accounts")] == ["a"]
+        changed = await db.run(lambda conn: conn.execute("UPDATE accounts SET created_at = 2 WHERE name IN ('a', 'z')"))
+        assert changed.rowcount == 1  # a conditional write's count arrives when asked for
+
+
+async def test_the_commit_and_prepare_options_apply_to_the_transactions_they_name(postgres_url):
+    show = "SELECT current_setting('synchronous_commit'), (SELECT COUNT(*) FROM pg_prepared_statements)"
+    for prepared, synchronous in ((True, True), (False, False)):
+        async with await PostgresDatabase.open(postgres_url, pool_size=1, prepared_statements=prepared,
+                                               synchronous_commit=synchronous) as db:
+            for _ in range(3):  # a statement repeated on a connection is prepared (when allowed)
+                in_write = await db.run(lambda conn: tuple(conn.execute(show).fetchone()))
+            outside = tuple(await db.fetchone(show))
+        assert in_write[0] == ("on" if synchronous else "off")
+        assert outside[0] == "on"  # SET LOCAL: nothing lingers on the pooled connection
+        assert (outside[1] > 0) is prepared
+
+
+async def test_only_a_checked_scope_is_locked_and_a_settle_locks_none(postgres_url):
+    """A reservation takes its account's advisory lock, and the global scope's only when a global
+    limit is set; a settle takes none (its change to the totals is one atomic addition)."""
+    held_keys = ("SELECT k FROM unnest(?::text[]) AS k WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid ="
+                 " pg_backend_pid() AND l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint)"
+                 " = hashtextextended(k, 0)) ORDER BY k")
+    keys = ["spend:account:alice", "spend:global:", "spend:guild:g1"]
+    who = Requester("alice", guild_id="g1")
+    async with await open_database(postgres_url) as db:
+        for global_cap, expected in (({}, ["spend:account:alice"]),
+                                     ({"monthly_usd": "100"}, ["spend:account:alice", "spend:global:"])):
+            settings = Settings.model_validate({"storage": {"database": postgres_url},
+                                                "quotas": {"default": {"daily_usd": "50"}, "global": global_cap}})
+            ledger = Ledger(db, settings)
+            await ledger.ensure_totals()  # built once (that first build does lock the global scope)
+            async with db.transaction() as tx:
+                hold = await tx.run(lambda conn: ledger._reserve_in(conn, who, usd("1"), f"k{global_cap}", "pika",
+                                                                    "This run", 1764600000.0, None))
+                assert [r[0] for r in await (await tx.execute(held_keys, (keys,))).fetchall()] == expected
+            async with db.transaction() as tx:
+                assert await ledger.settle(hold.hold_id, usd("1"), tx=tx)
+                assert await (await tx.execute(held_keys, (keys,))).fetchall() == []
+        assert (await ledger.check_books()).ok
+
+
 # -- a cancel reaches the job's owner -------------------------------------------------------------
 
 async def test_a_cancel_through_another_process_wakes_the_owner_at_once(tmp_path, postgres_url):
