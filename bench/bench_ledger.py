@@ -47,9 +47,10 @@ ESTIMATE = 200_000  # $0.20, a Pika clip
 ACTUAL = 150_000
 
 
-def settings_for(db_path: str | Path) -> Settings:
+def settings_for(db_path: str | Path, storage: dict | None = None) -> Settings:
+    """``storage``: more ``[storage]`` settings (``bench_scale`` sets PostgreSQL's options through them)."""
     return Settings.model_validate({
-        "storage": {"database": str(db_path)},
+        "storage": {"database": str(db_path), **(storage or {})},
         "quotas": {"default": {"daily_usd": "100000", "monthly_usd": "1000000", "jobs_per_hour": 1_000_000},
                    "global": {"monthly_usd": "1000000"}},
     })
@@ -57,16 +58,17 @@ def settings_for(db_path: str | Path) -> Settings:
 
 # -- the worker (one process) -------------------------------------------------------------------
 
-async def worker(db_path: str, index: int, pairs: int) -> dict:
-    db = await open_database(db_path)
+async def worker(db_path: str, index: int, pairs: int, storage: dict | None = None) -> dict:
+    settings = settings_for(db_path, storage)
+    db = await open_database(db_path, settings.storage)
     try:
-        ledger = Ledger(db, settings_for(db_path))
+        ledger = Ledger(db, settings)
         who = Requester(f"bench-{index}")
         await ledger.ensure_account(who.account)
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         reserve_us, settle_us = [], []
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         for i in range(pairs):
             t0 = time.perf_counter()
             hold = await ledger.reserve(who, ESTIMATE, f"{index}-{i}-{uuid.uuid4().hex[:8]}", tool="pika_text_to_video")
@@ -76,10 +78,11 @@ async def worker(db_path: str, index: int, pairs: int) -> dict:
             assert settled and not hold.existing
             reserve_us.append(round((t1 - t0) * 1e6))
             settle_us.append(round((t2 - t1) * 1e6))
-        finished = time.time()
+        finished, cpu = time.time(), time.process_time() - cpu_started
     finally:
         await db.close()
-    return {"index": index, "started": started, "finished": finished, "reserve_us": reserve_us, "settle_us": settle_us}
+    return {"index": index, "started": started, "finished": finished, "reserve_us": reserve_us, "settle_us": settle_us,
+            "cpu_s": cpu}
 
 
 # -- the parent ---------------------------------------------------------------------------------
@@ -131,15 +134,17 @@ async def stdlib_baseline(transactions: int) -> float:
     return transactions / elapsed
 
 
-async def run_round(processes: int, pairs: int, history: int, database: str | None = None) -> dict:
-    """One round on a fresh SQLite file, or on ``database`` (a fresh, empty PostgreSQL database)."""
+async def run_round(processes: int, pairs: int, history: int, database: str | None = None,
+                    storage: dict | None = None) -> dict:
+    """One round on a fresh SQLite file, or on ``database`` (a fresh, empty PostgreSQL database)
+    with the ``[storage]`` settings ``storage``."""
     with tempfile.TemporaryDirectory() as tmp:
         db_path = database or str(Path(tmp) / "ledger.db")
         async with await open_database(db_path):
             pass
         await prefill(db_path, history)
-        results = await run_together([[sys.executable, __file__, "--worker", str(db_path), str(i), str(pairs)]
-                                      for i in range(processes)])
+        results = await run_together([[sys.executable, __file__, "--worker", str(db_path), str(i), str(pairs),
+                                       json.dumps(storage or {})] for i in range(processes)])
     wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
     reserves = sorted(us for r in results for us in r["reserve_us"])
     settles = sorted(us for r in results for us in r["settle_us"])
@@ -149,7 +154,8 @@ async def run_round(processes: int, pairs: int, history: int, database: str | No
             "aggregate_pairs_s": processes * pairs / wall,
             "reserve_p50_ms": pct(reserves, 50) / 1000, "reserve_p99_ms": pct(reserves, 99) / 1000,
             "settle_p50_ms": pct(settles, 50) / 1000, "settle_p99_ms": pct(settles, 99) / 1000,
-            "wall_s": wall}
+            "wall_s": wall,
+            "process_cpu_ms_per_pair": statistics.median(r["cpu_s"] for r in results) / pairs * 1000}
 
 
 async def run_together(commands: list[list[str]]) -> list[dict]:
@@ -229,8 +235,8 @@ async def main(pairs: int, rounds: int, history: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        _, _, path, index, count = sys.argv
-        print(json.dumps(asyncio.run(worker(path, int(index), int(count)))), flush=True)
+        _, _, path, index, count, storage = sys.argv
+        print(json.dumps(asyncio.run(worker(path, int(index), int(count), json.loads(storage)))), flush=True)
     else:
         parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
         parser.add_argument("--pairs", type=int, default=1000, help="reserve+settle pairs per process")

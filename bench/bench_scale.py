@@ -4,9 +4,16 @@
    connection — a pool on PostgreSQL — running N reserve → settle pairs one after the other, with
    account, global and hourly limits on, so every reserve does all its checks). SQLite serialises
    writers on its file lock; PostgreSQL serialises reservations only on the scopes they share
-   (here the global cap) with advisory locks.
+   (here the global cap) with advisory locks. PostgreSQL is measured twice: as configured by
+   default (each commit waits for its WAL flush) and with ``[storage] postgres_synchronous_commit
+   = false`` (the operator's option that trades the last fraction of a second of commits on a
+   server crash for no flush wait — what SQLite's WAL with ``synchronous=NORMAL`` already does).
 2. Reserve p50 with 0 and with ``--history`` settled holds this month (the running totals keep a
    reserve from summing the history; this shows it holds on both engines), 1 process.
+   Part 1 also gives each worker process's own CPU time per pair: on SQLite that is the whole
+   cost, on PostgreSQL only the client's (the server's backends spend theirs besides).
+
+Parts 1 and 2 report medians over ``--rounds`` rounds (at least 3), each on a fresh store.
 3. ``--jobs`` simulated generations across two processes, half each, all started at once against
    the simulator (in this process, on loopback): wall time until every job has succeeded.
 
@@ -60,11 +67,17 @@ async def fresh_store(engine: str, admin_url: str) -> AsyncIterator[str]:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-async def ledger_rounds(engine: str, admin_url: str, processes: int, pairs: int, rounds: int, history: int) -> dict:
+CONFIGS = {"SQLite": ("sqlite", {}), "PostgreSQL": ("postgres", {}),
+           "PostgreSQL, async commit": ("postgres", {"postgres_synchronous_commit": False})}
+"""What part 1 compares: an engine and the ``[storage]`` settings its workers run with."""
+
+
+async def ledger_rounds(engine: str, admin_url: str, processes: int, pairs: int, rounds: int, history: int,
+                        storage: dict | None = None) -> dict:
     results = []
     for _ in range(rounds):
         async with fresh_store(engine, admin_url) as store:
-            results.append(await bench_ledger.run_round(processes, pairs, history, database=store))
+            results.append(await bench_ledger.run_round(processes, pairs, history, database=store, storage=storage))
     return bench_ledger.median_of(results)
 
 
@@ -119,22 +132,24 @@ async def jobs_round(engine: str, admin_url: str, jobs: int) -> dict:
 
 async def main(pairs: int, rounds: int, history: int, jobs: int, admin_url: str) -> None:
     engines = ("sqlite", "postgres")
-    ledger = {(e, p): await ledger_rounds(e, admin_url, p, pairs, rounds, 0) for e in engines for p in (1, 4)}
-    flat = {(e, h): await ledger_rounds(e, admin_url, 1, pairs, 1, h) for e in engines for h in (0, history)}
+    ledger = {(c, p): await ledger_rounds(e, admin_url, p, pairs, rounds, 0, storage)
+              for c, (e, storage) in CONFIGS.items() for p in (1, 4)}
+    flat = {(e, h): await ledger_rounds(e, admin_url, 1, pairs, rounds, h) for e in engines for h in (0, history)}
     runs = {e: await jobs_round(e, admin_url, jobs) for e in engines}
 
     print(f"1. reserve+settle, {pairs} pairs per process, medians of {rounds} rounds")
-    print(f"{'':36}{'SQLite':>12}{'PostgreSQL':>14}")
+    print(f"{'':36}" + "".join(f"{c:>26}" for c in CONFIGS))
     for label, key, procs in (("1 process: pairs/s", "aggregate_pairs_s", 1),
                               ("4 processes: aggregate pairs/s", "aggregate_pairs_s", 4),
                               ("4 processes: slowest process pairs/s", "slowest_process_pairs_s", 4),
                               ("1 process: reserve p50, ms", "reserve_p50_ms", 1),
                               ("4 processes: reserve p50, ms", "reserve_p50_ms", 4),
                               ("4 processes: reserve p99, ms", "reserve_p99_ms", 4),
-                              ("4 processes: settle p50, ms", "settle_p50_ms", 4)):
-        a, b = ledger[("sqlite", procs)][key], ledger[("postgres", procs)][key]
-        print(f"{label:36}{a:>12.2f}{b:>14.2f}")
-    print(f"2. reserve p50 (1 process, {pairs} pairs) with settled holds of history this month")
+                              ("4 processes: settle p50, ms", "settle_p50_ms", 4),
+                              ("1 process: its own CPU per pair, ms", "process_cpu_ms_per_pair", 1)):
+        print(f"{label:36}" + "".join(f"{ledger[(c, procs)][key]:>26.2f}" for c in CONFIGS))
+    print(f"2. reserve p50 (1 process, {pairs} pairs, medians of {rounds} rounds) with settled holds of history"
+          " this month")
     print(f"{'':36}{'SQLite':>12}{'PostgreSQL':>14}")
     for h in (0, history):
         print(f"{f'{h:,} holds: reserve p50, ms':36}{flat[('sqlite', h)]['reserve_p50_ms']:>12.2f}"
@@ -143,7 +158,7 @@ async def main(pairs: int, rounds: int, history: int, jobs: int, admin_url: str)
     for e in engines:
         r = runs[e]
         print(f"  {e:10} {r['succeeded']}/{r['jobs']} succeeded, wall {r['wall_s']:.1f} s, {r['jobs_s']:.0f} jobs/s")
-    print(json.dumps({"ledger": {f"{e}-{p}": v for (e, p), v in ledger.items()},
+    print(json.dumps({"ledger": {f"{c}-{p}": v for (c, p), v in ledger.items()},
                       "history": {f"{e}-{h}": v for (e, h), v in flat.items()}, "jobs": runs}))
 
 
@@ -154,9 +169,11 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
         parser.add_argument("--pairs", type=int, default=300, help="reserve+settle pairs per process")
-        parser.add_argument("--rounds", type=int, default=3)
+        parser.add_argument("--rounds", type=int, default=3, help="rounds of parts 1 and 2 (medians; at least 3)")
         parser.add_argument("--history", type=int, default=100_000, help="settled holds for the flatness check")
         parser.add_argument("--jobs", type=int, default=2000, help="simulated jobs across the two processes")
         parser.add_argument("--postgres-url", default=DEFAULT_PG, help="a server where databases may be created")
         args = parser.parse_args()
+        if args.rounds < 3:
+            parser.error("--rounds must be at least 3: parts 1 and 2 report medians over rounds")
         asyncio.run(main(args.pairs, args.rounds, args.history, args.jobs, args.postgres_url))
