@@ -680,6 +680,18 @@ class JobEngine:
         while len(self._early) > 10_000:
             self._early.pop(next(iter(self._early)))
 
+    @property
+    def napping(self) -> frozenset[str]:
+        """Ids of this process's jobs in a safety nap: polled again only when nudged or at
+        ``safety_poll_seconds``."""
+        return frozenset(self._napping)
+
+    @staticmethod
+    def _awaits_callback(job: Job) -> bool:
+        """Submitted with a callback URL and not being cancelled: a cancel is followed by polling
+        at the usual pace (the provider ends the request, and may never call back for it)."""
+        return job.webhook and not job.cancel_requested
+
     async def _nap(self, job: Job) -> bool:
         """The safety net's pause (``safety_poll_seconds``) of a job awaiting its callback; True if
         it ended early because the job was nudged (see ``_nudges``; on SQLite, by ``_watch``).
@@ -881,7 +893,7 @@ class JobEngine:
         delay = self.polling.initial_seconds
         failures = 0
         adapter = self.adapters[job.provider]
-        if job.webhook and job.state is JobState.QUEUED and job.woken_at is None:
+        if self._awaits_callback(job) and job.state is JobState.QUEUED and job.woken_at is None:
             if await self._nap(job):  # its callback says when to look
                 job = await self.get(job_id)
         while job.state in ACTIVE:
@@ -907,7 +919,7 @@ class JobEngine:
                     return job
                 self._emit(job, f"{job.provider} did not answer ({exc.kind.value}); retrying")
                 await self.sleep(max(delay, exc.retry_after or 0))
-            if job.webhook:  # polling is only the safety net for a lost callback
+            if self._awaits_callback(job):  # polling is only the safety net for a lost callback
                 if await self._nap(job):
                     job = await self.get(job_id)
             elif await self._pause(job_id, delay):

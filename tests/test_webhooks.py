@@ -352,3 +352,32 @@ async def test_a_callback_received_by_another_process_wakes_the_owner(tmp_path, 
         await other.close()
         await receiver.stop()
         await simulator.stop()
+
+
+async def test_a_cancel_made_by_another_process_reaches_the_owner_napping_until_its_callback(tmp_path, database_url):
+    """The owner of a webhook job polls once an hour; another process cancels the job. The owner's
+    tracker ends promptly with the job cancelled — told by NOTIFY (PostgreSQL) or its row watch
+    (SQLite) — instead of an hour later."""
+    postgres = is_database_url(database_url)
+    frozen = [0.0]
+    simulator = Simulator(SimSettings(queue_seconds=1, run_seconds=1), clock=lambda: frozen[0])
+    await simulator.start(host="127.0.0.1", port=0)
+    settings = make_settings(tmp_path, simulator, database_url, webhooks={
+        "public_url": f"http://127.0.0.1:{free_port()}", "safety_poll_seconds": 3600,
+        "fal_jwks_url": simulator.fal_jwks_url})
+    owner = await Toolkit.open(settings, watch_seconds=3600 if postgres else 0.05)
+    other = await Toolkit.open(settings)
+    try:
+        job = await owner.generate(ALICE, "hunyuan_video_image_to_video", {"prompt": "x", "image_url": IMAGE}, wait=0)
+        tracker = owner.engine.track(job.id)
+        if postgres:
+            await asyncio.wait_for(owner.engine.hearing.wait(), 30)
+        while job.id not in owner.engine.napping:  # cancel while the owner naps, not before
+            await asyncio.sleep(0.01)
+        await other.cancel_job(ALICE, job.id)  # fal takes the request; the owner learns it by polling
+        done = await asyncio.wait_for(tracker, 60)  # a guard: without the nudge it naps for an hour
+        assert done.state is JobState.CANCELLED and done.actual_micros == 0
+    finally:
+        await owner.close()
+        await other.close()
+        await simulator.stop()
