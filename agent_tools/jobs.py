@@ -9,13 +9,13 @@ again from the URLs saved in its row.
 Several processes (the MCP server, the Discord bot, the CLI) may share one database. Each job is
 leased to one process (``owner``, ``lease_until``): only the owner polls, fetches, downloads or
 moves it, and every write it makes is conditional on still being the owner and renews the lease
-(long downloads renew it on a timer). Another process that wants the job (a ``wait_for_job``, a
-resume) watches the row instead, and takes the job over only once the lease has lapsed — with
-``db.claim_leases`` (a conditional UPDATE; on PostgreSQL over rows locked ``FOR UPDATE SKIP
-LOCKED``), so exactly one process wins and claimers never wait for each other. Every state change is one conditional
-``UPDATE … WHERE state IN (…)`` in one transaction, together with its ``job_events`` row and,
-through ``Settlement``, the ledger's settle or release — so a repeat or a race is a no-op, never
-a double charge.
+(long downloads, and safety naps awaiting a provider callback, renew it on a timer). Another
+process that wants the job (a ``wait_for_job``, a resume) watches the row instead, and takes the
+job over only once the lease has lapsed — with ``db.claim_leases`` (a conditional UPDATE; on
+PostgreSQL over rows locked ``FOR UPDATE SKIP LOCKED``), so exactly one process wins and claimers
+never wait for each other. Every state change is one conditional ``UPDATE … WHERE state IN (…)``
+in one transaction, together with its ``job_events`` row and, through ``Settlement``, the ledger's
+settle or release — so a repeat or a race is a no-op, never a double charge.
 """
 
 from __future__ import annotations
