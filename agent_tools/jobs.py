@@ -452,14 +452,25 @@ class JobEngine:
             fields.setdefault("lease_until", now + self.lease_seconds)
         return {k: (json.dumps(v) if k in JSON_COLUMNS else v) for k, v in fields.items()}
 
-    async def _claim(self, job_id: str, states: frozenset[JobState]) -> bool:
-        """Make this process the job's owner if it is already, or if the owner's lease has lapsed.
-        False also when another process is claiming it this moment (PostgreSQL passes over a row
-        being claimed): the caller watches the job and asks again at its next look."""
+    async def _claim(self, job_id: str, states: frozenset[JobState]) -> tuple[bool, Job]:
+        """Make this process the job's owner if it is already, or if the owner's lease has lapsed;
+        whether it is, and the row as it stands after, read in the same hop (the tracker starts
+        polling without a second read). Not claimed also when another process is claiming it this
+        moment (PostgreSQL passes over a row being claimed): the caller watches the job and asks
+        again at its next look."""
         now = self.clock()
-        return bool(await self.db.run(lambda conn: claim_leases(
-            conn, "jobs", "id", f"id = ? AND state IN ({placeholders(states)})", (job_id, *(s.value for s in states)),
-            owner=self.owner, now=now, until=now + self.lease_seconds)))
+
+        def body(conn: sqlite3.Connection) -> tuple[bool, Job]:
+            claimed = bool(claim_leases(
+                conn, "jobs", "id", f"id = ? AND state IN ({placeholders(states)})", (job_id, *(s.value for s in states)),
+                owner=self.owner, now=now, until=now + self.lease_seconds))
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            return claimed, Job.from_row(row)
+
+        claimed, job = await self.db.run(body)
+        return claimed, self._seen(job)
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
         """Record the parameters as sent (uploaded URLs instead of local paths) before submitting."""
@@ -749,13 +760,15 @@ class JobEngine:
 
     # -- tracking ---------------------------------------------------------------------------
 
-    def track(self, job_id: str) -> asyncio.Task[Job]:
+    def track(self, job_id: str, known: Job | None = None) -> asyncio.Task[Job]:
         """The one task following a job in this process (started if needed): it polls the provider
-        while this process owns the job, and otherwise watches the database row."""
+        while this process owns the job, and otherwise watches the database row. ``known``: the
+        record the caller has just read or written, which the tracker's first look uses instead
+        of reading it again."""
         task = self._tasks.get(job_id)
         if task is None or task.done():
             self._listen()
-            task = asyncio.create_task(self._track(job_id), name=f"track-{job_id}")
+            task = asyncio.create_task(self._track(job_id, known), name=f"track-{job_id}")
             self._tasks[job_id] = task
             task.add_done_callback(self._tracker_done)
         return task
@@ -808,11 +821,12 @@ class JobEngine:
         return nudged
 
     async def wait(self, job_id: str, *, timeout: float | None = None,
-                   on_event: EventCallback | None = None) -> Job:
-        """Follow a job until it finishes or ``timeout`` passes; returns its latest record."""
+                   on_event: EventCallback | None = None, known: Job | None = None) -> Job:
+        """Follow a job until it finishes or ``timeout`` passes; returns its latest record.
+        ``known``: the job's record as the caller has just read or written it (not read again)."""
         queue = self.subscribe(job_id)
         try:
-            return await self._wait(job_id, queue, timeout, on_event)
+            return await self._wait(job_id, queue, timeout, on_event, known)
         except DatabaseUnavailable as exc:
             self._report(job_id, exc)
             raise
@@ -820,11 +834,11 @@ class JobEngine:
             self.unsubscribe(job_id, queue)
 
     async def _wait(self, job_id: str, queue: asyncio.Queue[JobEvent], timeout: float | None,
-                    on_event: EventCallback | None) -> Job:
-        job = await self.get(job_id)
+                    on_event: EventCallback | None, known: Job | None) -> Job:
+        job = known if known is not None and known.id == job_id else await self.get(job_id)
         if job.finished:
             return job
-        task = self.track(job_id)
+        task = self.track(job_id, job)
         deadline = None if timeout is None else self.clock() + timeout
         while not task.done():
             remaining = None if deadline is None else max(0.0, deadline - self.clock())
@@ -840,11 +854,13 @@ class JobEngine:
                     break
         while not queue.empty():
             await _call(on_event, queue.get_nowait())
+        if task.done() and not task.cancelled() and task.exception() is None and task.result().finished:
+            return task.result()  # the tracker's last write: a finished job's latest record
         return await self.get(job_id)
 
-    async def _track(self, job_id: str) -> Job:
+    async def _track(self, job_id: str, known: Job | None = None) -> Job:
         try:
-            return await self._follow(job_id)
+            return await self._follow(job_id, known)
         except DatabaseUnavailable as exc:
             self._report(job_id, exc)
             raise
@@ -856,22 +872,28 @@ class JobEngine:
             self._reported.add(job_id)
             report_unrecorded(job, job.request_id, exc)
 
-    async def _follow(self, job_id: str) -> Job:
-        """Own the job and drive it, or watch another process drive it (taking over if it dies)."""
+    async def _follow(self, job_id: str, known: Job | None = None) -> Job:
+        """Own the job and drive it, or watch another process drive it (taking over if it dies).
+        ``known``: a record just read or written, used for the first look instead of a read."""
         delay = self.polling.initial_seconds
         seen: Job | None = None
         while True:
-            job = await self.get(job_id)
+            job, known = known if known is not None else await self.get(job_id), None
             if job.finished:
                 if seen is not None and job != seen:
                     self._emit(job)
                 return job
-            if job.state in ACTIVE and await self._claim(job.id, ACTIVE):
-                try:
-                    return await self._drive(job_id)
-                except LeaseLost:
-                    log.warning("job %s was taken over by another process; only watching it now", job_id)
-                    seen = None
+            if job.state in ACTIVE:
+                claimed, job = await self._claim(job.id, ACTIVE)
+                if claimed:
+                    try:
+                        return await self._drive(job)
+                    except LeaseLost:
+                        log.warning("job %s was taken over by another process; only watching it now", job_id)
+                        seen = None
+                        continue
+                if job.finished:
+                    known = job  # it ended meanwhile: the top of the loop says so, without a read
                     continue
             if job.state in (JobState.PENDING, JobState.SUBMITTING) and job.owner_gone(self.clock()):
                 taken = await self._take_over(job.id, job.state)
@@ -887,9 +909,10 @@ class JobEngine:
             await self._pause(job_id, delay)
             delay = min(delay * self.polling.factor, self.polling.max_seconds)
 
-    async def _drive(self, job_id: str) -> Job:
-        """Poll, fetch and finish a job this process owns; ``LeaseLost`` the moment it does not."""
-        job = await self.get(job_id)
+    async def _drive(self, job: Job) -> Job:
+        """Poll, fetch and finish a job this process owns (``job``: its record as just claimed);
+        ``LeaseLost`` the moment it does not."""
+        job_id = job.id
         delay = self.polling.initial_seconds
         failures = 0
         adapter = self.adapters[job.provider]

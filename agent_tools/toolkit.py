@@ -425,7 +425,7 @@ class Toolkit:
             if not job.finished:
                 self.engine.track(job.id)
             return job
-        return await self.engine.wait(job.id, timeout=wait, on_event=on_event)
+        return await self.engine.wait(job.id, timeout=wait, on_event=on_event, known=job)
 
     # -- jobs -------------------------------------------------------------------------------
 
