@@ -81,7 +81,7 @@ class JobNotFound(UserError):
         super().__init__(f"No job '{job_id}' among your jobs; list your jobs to see their ids.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: thousands are alive at once, ~1 KB less each
 class Job:
     id: str
     account: str
@@ -162,7 +162,7 @@ class Job:
         return f"on {self.provider} instead of {self.failover.get('from_provider')}" if self.failover else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobEvent:
     """One thing a waiting surface may want to show: a state change, a queue move, new log lines."""
 

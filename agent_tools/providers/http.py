@@ -46,9 +46,68 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def new_client(**options: Any) -> httpx.AsyncClient:
-    """An httpx client on the shared TLS context."""
-    return httpx.AsyncClient(verify=shared_ssl_context(), **options)
+MAX_CONNECTIONS = 8
+"""Requests one client has in flight at once (more wait their turn), and the connections it keeps.
+
+Why a cap of our own in front of httpx's pool: with thousands of jobs in one process, httpx queues
+the surplus inside its pool, and its pool rescans every queued request against every connection
+(and asks the socket of each idle one whether it is still open) each time a request starts or
+ends — a cost per request that grows with the jobs in flight, until requests time out waiting for
+a connection. Here the surplus waits on a semaphore instead (not under the pool timeout), the pool
+never queues, and it keeps every connection it opens (no open-close churn), so a request costs
+the same at 10 concurrent jobs or 10,000. Eight at once is far above what a provider's rate
+limits let one process use, and a loopback simulator is served faster than with more."""
+
+
+class _Bounded(httpx.AsyncBaseTransport):
+    """``MAX_CONNECTIONS``-style cap on the requests in flight through ``inner``: a slot is taken
+    before the request goes to the pool and given back when its response is closed (a stream read
+    to its end, or left early) or the request fails."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._slots = asyncio.Semaphore(limit)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._slots.acquire()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException:
+            self._slots.release()
+            raise
+        response.stream = _Releasing(response.stream, self._slots.release)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A response body that gives its request's slot back once, when it is closed."""
+
+    def __init__(self, stream: Any, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            if self._release is not None:
+                self._release, release = None, self._release
+                release()
+
+
+def new_client(*, max_connections: int = MAX_CONNECTIONS, **options: Any) -> httpx.AsyncClient:
+    """An httpx client on the shared TLS context, with at most ``max_connections`` requests in
+    flight (see ``MAX_CONNECTIONS``)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    transport = httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=limits)
+    return httpx.AsyncClient(transport=_Bounded(transport, max_connections), **options)
 UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 ResponsePredicate = Callable[[httpx.Response, int], bool]
