@@ -186,6 +186,63 @@ class JobEventRow:
     at: float
 
 
+class Nudge:
+    """Set when a job's tracker should look now instead of at the end of its pause (a cancel or a
+    callback, here or heard from another process). Setting it cuts the pause's sleep short; one
+    task per pause and no event or deque per job, as every tracked job has one."""
+
+    __slots__ = ("_set", "waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self.waiter: asyncio.Future[Any] | None = None
+        """The sleep of the pause under way, if any."""
+
+    def set(self) -> None:
+        self._set = True
+        if self.waiter is not None:
+            self.waiter.cancel()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def take(self) -> bool:
+        """Whether it was set, clearing it."""
+        was, self._set = self._set, False
+        return was
+
+
+class Inbox:
+    """A waiter's events, in order (what ``subscribe`` returns): a list, and while the waiter
+    waits one future. Every job being waited for has one, so it is kept lighter than an
+    ``asyncio.Queue`` (four deques, and a getter task for every event)."""
+
+    __slots__ = ("_events", "_ready")
+
+    def __init__(self) -> None:
+        self._events: list[JobEvent] = []
+        self._ready: asyncio.Future[None] | None = None
+
+    def put_nowait(self, event: JobEvent) -> None:
+        self._events.append(event)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._events
+
+    def get_nowait(self) -> JobEvent:
+        return self._events.pop(0)
+
+    def ready(self) -> asyncio.Future[None]:
+        """A future that is done once there is an event to take (at once if there is one)."""
+        if self._ready is None or self._ready.done():
+            self._ready = asyncio.get_running_loop().create_future()
+            if self._events:
+                self._ready.set_result(None)
+        return self._ready
+
+
 class Settlement(Protocol):
     """The ledger's side of a job's transitions, run inside the same transaction: synchronous,
     on the database thread, so a transition and its settle cross to that thread once."""
@@ -251,11 +308,11 @@ class JobEngine:
         self.owner = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[Job]] = {}
         self._finishing: set[asyncio.Task[None]] = set()  # submits finishing after their caller gave up
-        self._subscribers: dict[str, list[asyncio.Queue[JobEvent]]] = {}
+        self._subscribers: dict[str, list[Inbox]] = {}
         self._known: dict[str, Job] = {}
         """The last record read of each unfinished job at a provider, to name it if the database goes."""
         self._reported: set[str] = set()
-        self._nudges: dict[str, asyncio.Event] = {}
+        self._nudges: dict[str, Nudge] = {}
         """Job id → set when the job should be looked at now instead of after its pause: a callback
         received here, or another process's nudge (a callback or a cancel received there)."""
         self._listening: asyncio.Task[None] | None = None
@@ -503,12 +560,12 @@ class JobEngine:
 
     # -- events -----------------------------------------------------------------------------
 
-    def subscribe(self, job_id: str) -> asyncio.Queue[JobEvent]:
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+    def subscribe(self, job_id: str) -> "Inbox":
+        queue = Inbox()
         self._subscribers.setdefault(job_id, []).append(queue)
         return queue
 
-    def unsubscribe(self, job_id: str, queue: asyncio.Queue[JobEvent]) -> None:
+    def unsubscribe(self, job_id: str, queue: "Inbox") -> None:
         queues = self._subscribers.get(job_id, [])
         if queue in queues:
             queues.remove(queue)
@@ -592,7 +649,7 @@ class JobEngine:
             queued = None  # taken over after a very long submit: the new owner records it
         job = queued or await self.get(job.id)
         if self._early.pop((job.provider, ref.request_id), None) is not None:
-            self._nudges.setdefault(job.id, asyncio.Event()).set()  # its callback came first: look at once
+            self._nudge_here(job.id)  # its callback came first: look at once
         self._emit(job, f"submitted to {job.provider} as request {job.request_id}")
         return job
 
@@ -680,7 +737,7 @@ class JobEngine:
             return False
         owner = row["owner"] if row is not None else None
         if owner == self.owner or job_id in self._tasks:
-            self._nudges.setdefault(job_id, asyncio.Event()).set()
+            self._nudge_here(job_id)
         if owner != self.owner:
             await nudge(self.db, JOBS_CHANNEL, job_id)
         return True
@@ -738,7 +795,7 @@ class JobEngine:
                     renewed = now
                 if not self.hearing.is_set():
                     for job_id in await self._written_meanwhile(napping):
-                        self._nudges.setdefault(job_id, asyncio.Event()).set()
+                        self._nudge_here(job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next nap watches again; the safety polls carry on meanwhile
@@ -799,7 +856,7 @@ class JobEngine:
                 if job_id is None:
                     self.hearing.set()
                 elif job_id in self._tasks:  # followed here: its next pause ends at once
-                    self._nudges.setdefault(job_id, asyncio.Event()).set()
+                    self._nudge_here(job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the next track() listens again; polling carries on meanwhile
@@ -807,18 +864,27 @@ class JobEngine:
         finally:
             self.hearing.clear()
 
+    def _nudge_here(self, job_id: str) -> None:
+        """Have this process's tracker of the job look now (its current or next pause ends)."""
+        nudge = self._nudges.get(job_id)
+        if nudge is None:
+            nudge = self._nudges[job_id] = Nudge()
+        nudge.set()
+
     async def _pause(self, job_id: str, seconds: float) -> bool:
         """Wait ``seconds`` between polls — less if another process nudges this job; True then."""
-        event = self._nudges.setdefault(job_id, asyncio.Event())
-        waits = [asyncio.ensure_future(self.sleep(seconds)), asyncio.ensure_future(event.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-        nudged = event.is_set()
-        event.clear()
-        return nudged
+        nudge = self._nudges.get(job_id)
+        if nudge is None:
+            nudge = self._nudges[job_id] = Nudge()
+        if not nudge.is_set():
+            sleeping = asyncio.ensure_future(self.sleep(seconds))
+            nudge.waiter = sleeping
+            try:
+                await asyncio.wait({sleeping})  # a nudge cancels the sleep; our own cancel still raises here
+            finally:
+                nudge.waiter = None
+                sleeping.cancel()
+        return nudge.take()
 
     async def wait(self, job_id: str, *, timeout: float | None = None,
                    on_event: EventCallback | None = None, known: Job | None = None) -> Job:
@@ -833,7 +899,7 @@ class JobEngine:
         finally:
             self.unsubscribe(job_id, queue)
 
-    async def _wait(self, job_id: str, queue: asyncio.Queue[JobEvent], timeout: float | None,
+    async def _wait(self, job_id: str, queue: "Inbox", timeout: float | None,
                     on_event: EventCallback | None, known: Job | None) -> Job:
         job = known if known is not None and known.id == job_id else await self.get(job_id)
         if job.finished:
@@ -844,14 +910,12 @@ class JobEngine:
             remaining = None if deadline is None else max(0.0, deadline - self.clock())
             if remaining == 0.0:
                 break
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                await _call(on_event, getter.result())
-            else:
-                getter.cancel()
-                if not done:
-                    break
+            ready = queue.ready()
+            done, _ = await asyncio.wait({ready, task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if ready in done:
+                await _call(on_event, queue.get_nowait())
+            elif not done:
+                break
         while not queue.empty():
             await _call(on_event, queue.get_nowait())
         if task.done() and not task.cancelled() and task.exception() is None and task.result().finished:
