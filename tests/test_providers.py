@@ -548,3 +548,43 @@ def test_nsfw_flags_are_read_per_output_from_either_providers_field():
     assert [fal.nsfw(0), fal.nsfw(1)] == [False, True]
     assert [wavespeed.nsfw(0), wavespeed.nsfw(1)] == [True, False]  # a missing flag is not a flag
     assert not ProviderResult(outputs, extra={"has_nsfw_concepts": "yes"}).nsfw(0)
+
+
+async def test_a_client_keeps_at_most_its_cap_of_requests_in_flight_and_frees_every_slot(server: FakeServer) -> None:
+    """Thousands of jobs in one process must not queue inside httpx's pool (its cost per request
+    grows with the queue): ``new_client`` lets ``MAX_CONNECTIONS`` requests out at once and the
+    rest wait their turn; a slot comes back however the response ends (read, left early, failed)."""
+    from agent_tools.providers.http import MAX_CONNECTIONS, new_client
+
+    in_flight, most, gate = 0, 0, asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await gate.wait()
+        in_flight -= 1
+        return web.json_response({"ok": True})
+
+    server.on("GET", "/held", held)
+    server.on("GET", "/reset", reset)
+    client = new_client(timeout=30)
+    try:
+        calls = [asyncio.ensure_future(client.get(f"{server.url}/held")) for _ in range(MAX_CONNECTIONS * 3)]
+        while in_flight < MAX_CONNECTIONS:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # room for any request past the cap to arrive (none may)
+        gate.set()
+        assert all(r.status_code == 200 for r in await asyncio.gather(*calls))
+        assert most == MAX_CONNECTIONS
+        for _ in range(MAX_CONNECTIONS):  # left before its body was read
+            async with client.stream("GET", f"{server.url}/held"):
+                pass
+        for _ in range(MAX_CONNECTIONS):  # the server hangs up
+            with pytest.raises(httpx.TransportError):
+                await client.get(f"{server.url}/reset")
+        again = await asyncio.wait_for(asyncio.gather(*(client.get(f"{server.url}/held")
+                                                         for _ in range(MAX_CONNECTIONS))), 20)
+        assert [r.status_code for r in again] == [200] * MAX_CONNECTIONS
+    finally:
+        await client.aclose()
