@@ -429,13 +429,14 @@ async def test_a_cancelled_generation_call_cancels_its_job_and_costs_nothing(tmp
         async with Client(serve(kit, ALICE), mode=mode) as client:
             job_id, heard = await cancel_mid_generation(client, "pika_text_to_video",
                                                         {"prompt": "[sim:slow=30] x"}, when)
-            job = await kit.wait_for_job(ALICE, job_id, timeout=20)  # the server cancels it at the provider
+            job = await kit.wait_for_job(ALICE, job_id, timeout=60)  # the server cancels it at the provider
             jobs = await client.call_tool("list_jobs", {})
         assert job.state.value == "cancelled", job
         [status] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
         assert status.used == 0 and status.remaining == 5_000_000  # the hold was released, nothing charged
         assert jobs.structured_content["jobs"][0]["job_id"] == job_id
-        assert heard[0].startswith("[pending · 0 s] job ") and "reserved $0.20" in heard[0]
+        # The elapsed seconds are the wall clock's: a loaded machine may report 1 s in the first message.
+        assert re.match(r"\[pending · \d+ s\] job ", heard[0]) and "reserved $0.20" in heard[0], heard[0]
         assert all(f"job {job_id}:" in m for m in heard)  # every notification names the job, the first included
         if when:
             assert any(m.startswith("[running") for m in heard) and job.request_id  # it was at the provider
