@@ -229,6 +229,21 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def redeliver(cancelled: asyncio.CancelledError) -> None:
+    """Deliver a ``CancelledError`` this task caught and kept from its caller again, at its next
+    ``await``, as the same cancellation: same message, same count of pending cancel requests.
+
+    A plain ``task.cancel()`` would add a request nobody made. anyio's cancel scopes (the MCP
+    SDK's per-request scope) and ``asyncio.timeout`` then see more requests than their own and,
+    taking it for an outside cancel, let it escape instead of absorbing it: an MCP client's
+    cancel of one call then ended its whole session. Withdrawing the caught request first and
+    repeating its message keeps the cancellation recognisably theirs."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+        task.cancel(*cancelled.args[:1])
+
+
 class DatabaseUnavailable(UserError):
     """The database cannot be opened or written: nothing paid may be submitted until it can."""
 
@@ -508,7 +523,7 @@ class Database:
             self._check_file()
             try:
                 return await self._hop(whole, self._conn)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as cancelled:
                 progress.abandoned = True
                 # Not yet past BEGIN: it will roll back on its own (or never run). Past it, the body
                 # is a few statements under our write lock; wait them out (a cancel scope may cancel
@@ -520,9 +535,7 @@ class Database:
                             await asyncio.shield(over)
                 if not progress.committed:
                     raise  # rolled back, or never started
-                task = asyncio.current_task()
-                if task is not None:
-                    task.cancel()  # committed before the cancel was seen: deliver it at the next await
+                redeliver(cancelled)  # committed before the cancel was seen: deliver it at the next await
                 return progress.result
 
     @asynccontextmanager

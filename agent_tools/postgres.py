@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import redact_database_url
-from .db import MIGRATIONS, DatabaseUnavailable, made_by_a_newer_version, statements
+from .db import MIGRATIONS, DatabaseUnavailable, made_by_a_newer_version, redeliver, statements
 
 INSTALL = "pip install 'videogen[postgres]'"
 POOL_SIZE = 10
@@ -431,16 +431,14 @@ class PostgresDatabase:
         done = asyncio.ensure_future(self._hop(whole))
         try:
             return await asyncio.shield(done)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             abandoned.set()
             while not done.done():  # the body finishes on its thread; learn whether it committed
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait({done})
             if done.cancelled() or done.exception() is not None:
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.cancel()  # committed before the cancel was seen: deliver it at the next await
+            redeliver(cancelled)  # committed before the cancel was seen: deliver it at the next await
             return done.result()
 
     def _commit_mode(self, conn: Any) -> None:
