@@ -8,6 +8,7 @@ a host gets.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -460,3 +461,48 @@ async def test_a_job_the_provider_finishes_despite_the_cancel_is_kept_listed_and
     assert job.state.value == "succeeded" and job.outputs[0].get("path")
     assert listed.structured_content["jobs"][0]["output_url"]
     assert status.used == 200_000
+
+
+def tasks_in(coroutine_name: str) -> set[asyncio.Task]:
+    """The tasks whose chain of awaited coroutines passes through one called ``coroutine_name``."""
+    found = set()
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            if coro.cr_code.co_name == coroutine_name:
+                found.add(task)
+                break
+            coro = coro.cr_await
+    return found
+
+
+@pytest.mark.filterwarnings("ignore:ping is removed")  # a legacy-era round trip, which this session is
+async def test_a_call_cancelled_as_its_job_write_commits_leaves_the_session_working(tmp_path, sim):
+    """The cancel lands while the job's move to "submitting" commits on the database thread: the
+    write is kept and the cancel delivered afterwards, and that cancel must stay the SDK's own (its
+    per-request scope absorbs it). It once escaped as an outside cancel into the session's task
+    group, which ended the session: the next call got "Connection closed"."""
+    import anyio
+    from commits import hold_the_commit
+
+    trace, committing, go = hold_the_commit("'submitting'")
+    async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "5"})) as kit:
+        await kit.db.run(lambda conn: conn.set_trace_callback(trace))
+        try:
+            async with Client(serve(kit, ALICE), mode="legacy") as client:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(lambda: client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=30] x"}))
+                    await anyio.to_thread.run_sync(committing.wait)
+                    [handler] = tasks_in("_call_tool")  # the server's task for this call
+                    group.cancel_scope.cancel()  # the client sends notifications/cancelled
+                await client.send_ping()  # answered after the server read the cancel: it has landed
+                go.set()
+                await asyncio.wait({handler})  # the cancelled call has ended on the server
+                jobs = await client.call_tool("list_jobs", {})
+                [listed] = jobs.structured_content["jobs"]
+                job = await kit.wait_for_job(ALICE, listed["job_id"], timeout=60)
+        finally:
+            go.set()
+        [status] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
+    assert job.state.value == "cancelled", job
+    assert status.used == 0 and status.remaining == 5_000_000
