@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -78,16 +79,20 @@ def test_the_cli_exits_with_the_error_when_the_database_is_deleted_mid_job(tmp_p
                    "VIDEOGEN_MEDIA_DIR": str(tmp_path / "media"), "VIDEOGEN_FAL_QUEUE_URL": f"{url}/fal/queue",
                    "VIDEOGEN_FAL_REST_URL": f"{url}/fal/rest", "VIDEOGEN_CONFIG": str(tmp_path / "none.toml")}
             (tmp_path / "none.toml").write_text("")
+            # A run far longer than the test ever waits: however loaded the machine, the job is still
+            # at the provider when the database goes, so only the loss can end the CLI.
             cli = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "generate", PIKA, "--prompt",
-                                    "[sim:slow=2] x"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    "[sim:slow=30] x"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             seen = []
-            for line in cli.stderr:  # progress: delete the database once the job is at the provider
+            for line in cli.stderr:  # delete the database at the job's first progress line: it is at the provider
                 seen.append(line)
-                if "queued" in line:
+                # queued or already running (a loaded machine may poll first after the short queue):
+                # either way its request id is recorded, since progress starts after the submit
+                if re.match(r"\[\s*[\d.]+s\] \w+ (queued|running)", line):
                     remove_database(tmp_path / "videogen.db")
                     break
             rest = cli.stderr.read()
-            cli.wait(timeout=30)
+            cli.wait(timeout=120)
         finally:
             server.send_signal(signal.SIGTERM)
     err = "".join(seen) + rest
