@@ -272,6 +272,21 @@ class Clock:
         return time.time() + self.offset
 
 
+class ProviderTime:
+    """The simulator's clock: held still (moved by hand with ``held``) until ``run()``, then it runs on
+    from where it stood."""
+
+    def __init__(self) -> None:
+        self.held = 0.0
+        self._since: float | None = None
+
+    def run(self) -> None:
+        self._since = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.held + (0.0 if self._since is None else time.monotonic() - self._since)
+
+
 async def make_bot(settings, recorder: Recorder | None = None, clock: Clock | None = None) -> VideoBot:
     toolkit = await Toolkit.open(settings)
     bot = VideoBot(toolkit, clock=clock or Clock(), progress_interval=0.05, check_seconds=CHECKS_NEVER_SLOW,
@@ -592,7 +607,19 @@ class _Response:
 
 # -- restarts ---------------------------------------------------------------------------------------
 
-async def test_results_are_delivered_after_a_restart(tmp_path, sim, database_url):
+async def test_results_are_delivered_after_a_restart(tmp_path, database_url):
+    # The provider's time moves only when the test says: neither job can finish (and be posted by
+    # the first bot) before it is stopped, however slowly a loaded machine gets there.
+    sim_time = ProviderTime()
+    sim = Simulator(SimSettings(queue_seconds=0.05, run_seconds=0.15), clock=sim_time)
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        await _delivered_after_a_restart(tmp_path, sim, sim_time, database_url)
+    finally:
+        await sim.stop()
+
+
+async def _delivered_after_a_restart(tmp_path: Path, sim: Simulator, sim_time: ProviderTime, database_url: str) -> None:
     settings = make_settings(tmp_path, sim, database_url)
     first = await make_bot(settings)
     await slash(first, "text-to-video pika_text_to_video", prompt="[sim:slow=0.2] finishes while the bot is down")
@@ -601,13 +628,17 @@ async def test_results_are_delivered_after_a_restart(tmp_path, sim, database_url
     early, late = sorted(await first.toolkit.list_jobs(first.toolkit.local_account(), all_accounts=True),
                          key=lambda j: j.created_at)
     await first.deliveries.aclose()  # the bot process dies; the first job still finishes (another process)
-    await first.toolkit.wait_for_job(Account(early.account), early.id, timeout=5)
+    sim_time.held += 0.5  # past the first job's end, not the second's
+    finished = await first.toolkit.wait_for_job(Account(early.account), early.id, timeout=PATIENCE)
+    assert finished.state is JobState.SUCCEEDED
+    assert not (await first.toolkit.engine.get(late.id)).finished
     await first.toolkit.close()
 
     recorder = Recorder()
     second = await make_bot(settings, recorder)
     try:
         resumed = await second.deliveries.resume()
+        sim_time.run()  # from here on the provider's time runs: the second job ends, a reroll runs
         # the bot's own start-up sweep may have taken (or even posted) some first; the posts below
         # show that both were delivered, once
         assert set(resumed) <= {early.id, late.id}
