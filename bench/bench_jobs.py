@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent_tools.config import Settings  # noqa: E402
 from agent_tools.simulator import SimSettings, Simulator  # noqa: E402
+from agent_tools.simulator.server import SimulatorURLs  # noqa: E402
 from agent_tools.toolkit import Account, Toolkit  # noqa: E402
 
 POLL = 0.05
@@ -57,7 +58,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class SimulatorProcess:
+class SimulatorProcess(SimulatorURLs):
     """``python -m agent_tools.simulator`` in a process of its own, with the URLs and counters a
     bench needs (the same attributes as an in-process ``Simulator``)."""
 
@@ -75,18 +76,6 @@ class SimulatorProcess:
         if "listening on " not in first:
             raise RuntimeError(f"the simulator did not start: {first!r}")
         self.base_url = first.rsplit("listening on ", 1)[1].strip()
-
-    @property
-    def fal_queue_url(self) -> str:
-        return f"{self.base_url}/fal/queue"
-
-    @property
-    def fal_rest_url(self) -> str:
-        return f"{self.base_url}/fal/rest"
-
-    @property
-    def wavespeed_base_url(self) -> str:
-        return f"{self.base_url}/wavespeed"
 
     async def counts(self) -> tuple[int, int]:
         """(all requests, output downloads) so far, less this call itself."""

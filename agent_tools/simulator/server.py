@@ -37,25 +37,11 @@ DEFAULT_PORT = 8787
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Simulator:
-    """A local fal.ai + WaveSpeed server. ``await start()``, point the adapters at the URLs, ``await stop()``.
+class SimulatorURLs:
+    """Where each simulated API lives under ``base_url``: one place for the paths, shared by the
+    in-process ``Simulator`` and anything that runs ``python -m agent_tools.simulator`` elsewhere."""
 
-    ``clock`` (default ``time.monotonic``) drives every request's timeline, so a test can pass a
-    function it controls and step through queued → running → done without sleeping.
-    """
-
-    def __init__(self, settings: SimSettings | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = settings or SimSettings()
-        self.core = SimCore(self.settings, clock)
-        self._runner: web.AppRunner | None = None
-        self.app = self._build_app()
-
-    # -- URLs -----------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        if not self.core.base_url:
-            raise RuntimeError("the simulator is not running: await start() first")
-        return self.core.base_url
+    base_url: str
 
     @property
     def fal_queue_url(self) -> str:
@@ -82,6 +68,27 @@ class Simulator:
     @property
     def wavespeed_base_url(self) -> str:
         return f"{self.base_url}/wavespeed"
+
+
+class Simulator(SimulatorURLs):
+    """A local fal.ai + WaveSpeed server. ``await start()``, point the adapters at the URLs, ``await stop()``.
+
+    ``clock`` (default ``time.monotonic``) drives every request's timeline, so a test can pass a
+    function it controls and step through queued → running → done without sleeping.
+    """
+
+    def __init__(self, settings: SimSettings | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings or SimSettings()
+        self.core = SimCore(self.settings, clock)
+        self._runner: web.AppRunner | None = None
+        self.app = self._build_app()
+
+    # -- URLs -----------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if not self.core.base_url:
+            raise RuntimeError("the simulator is not running: await start() first")
+        return self.core.base_url
 
     @property
     def stats(self) -> SimStats:
