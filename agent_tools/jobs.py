@@ -337,7 +337,7 @@ class JobEngine:
         body = lambda conn: self.create_in(  # noqa: E731
             conn, account=account, tool=tool, params=params, estimate_micros=estimate_micros, hold_id=hold_id,
             idempotency_key=idempotency_key, origin=origin, failover=failover)
-        return await (tx.run(body) if tx is not None else self.db.run(body))
+        return await (tx.run(body) if tx is not None else self.db.run(body, quick=True))
 
     def create_in(self, conn: sqlite3.Connection, *, account: str, tool: str, params: Mapping[str, Any],
                   estimate_micros: int, hold_id: str | None = None, idempotency_key: str | None = None,
@@ -480,7 +480,7 @@ class JobEngine:
                     self.settlement.on_finished(conn, job)
             return job
 
-        job = await self.db.run(body)
+        job = await self.db.run(body, quick=True)
         return None if job is None else self._seen(job)
 
     async def _update(self, job_id: str, *, owned: bool = True, **fields: Any) -> Job:
@@ -500,7 +500,7 @@ class JobEngine:
                 raise JobNotFound(job_id)
             return Job.from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
-        return self._seen(await self.db.run(body))
+        return self._seen(await self.db.run(body, quick=True))
 
     def _encode(self, fields: dict[str, Any], now: float, owned: bool) -> dict[str, Any]:
         """Column values for an UPDATE: JSON columns serialised, and — for the owner — the lease
@@ -526,7 +526,7 @@ class JobEngine:
                 raise JobNotFound(job_id)
             return claimed, Job.from_row(row)
 
-        claimed, job = await self.db.run(body)
+        claimed, job = await self.db.run(body, quick=True)
         return claimed, self._seen(job)
 
     async def update_params(self, job_id: str, params: Mapping[str, Any]) -> Job:
@@ -1186,7 +1186,7 @@ class JobEngine:
         now = self.clock()
         claimed = await self.db.run(lambda conn: claim_leases(
             conn, "jobs", "id", "id = ? AND state = ?", (job_id, state.value),
-            owner=self.owner, now=now, until=now + self.lease_seconds, renew=False))
+            owner=self.owner, now=now, until=now + self.lease_seconds, renew=False), quick=True)
         if not claimed:
             return None
         if state is JobState.PENDING:

@@ -361,7 +361,9 @@ class Ledger:
     # when the caller is itself a body on the database thread (``*_in`` methods).
 
     async def _apply(self, tx: Transaction | None, body: Callable[[sqlite3.Connection], T]) -> T:
-        return await (tx.run(body) if tx is not None else self.db.run(body))
+        """A hold's change (a few indexed statements): in the caller's transaction, or in its own
+        quick one (``Database.run``)."""
+        return await (tx.run(body) if tx is not None else self.db.run(body, quick=True))
 
     def _stored_limits_in(self, conn: sqlite3.Connection, scope: str, scope_id: str) -> Limits:
         row = conn.execute("SELECT daily_micros, monthly_micros, concurrent_jobs, jobs_per_hour, warn_at FROM limits"
@@ -477,7 +479,8 @@ class Ledger:
                     await tx.execute("UPDATE holds SET job_id = ? WHERE id = ?", (job_id, reservation.hold_id))
             return reservation
         return await self.db.run(lambda conn: self._reserve_in(conn, who, estimate_micros, idempotency_key, tool,
-                                                               what, now, tx_hook))  # type: ignore[arg-type]
+                                                               what, now, tx_hook),  # type: ignore[arg-type]
+                                 quick=True)
 
     def _reserve_in(self, conn: sqlite3.Connection, who: Requester, estimate_micros: int, idempotency_key: str,
                     tool: str, what: str, now: float, hook: ReserveHook | None) -> Reservation:

@@ -407,9 +407,11 @@ class PostgresDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def run(self, body: Callable[[Any], T]) -> T:
+    async def run(self, body: Callable[[Any], T], *, quick: bool = False) -> T:
         """One transaction in one hop: BEGIN, ``body(conn)``, COMMIT on a pooled connection (READ
-        COMMITTED) — ROLLBACK if the body raises. A connection lost on the way is
+        COMMITTED) — ROLLBACK if the body raises. ``quick`` changes nothing here (SQLite runs such a
+        body on the event loop's thread; here every statement is a round trip to the server, which
+        must not stop the loop). A connection lost on the way is
         ``DatabaseUnavailable``; nothing is retried, because only the caller knows whether its work
         may run twice. Cancelled, the body still finishes on its thread (it cannot be interrupted
         there); the caller gets its result if it committed, and the cancel at its next await."""
