@@ -487,6 +487,7 @@ async def test_a_call_cancelled_as_its_job_write_commits_leaves_the_session_work
 
     trace, committing, go = hold_the_commit("'submitting'")
     async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "5"})) as kit:
+        kit.db.quick_on_loop = False  # the commit must be on the database thread, where the trace holds it
         await kit.db.run(lambda conn: conn.set_trace_callback(trace))
         try:
             async with Client(serve(kit, ALICE), mode="legacy") as client:
