@@ -85,7 +85,8 @@ async def test_two_processes_following_every_job_poll_each_job_from_one_process(
         go = tmp_path / "go"
         procs = [await spawn(base, key, "start-and-follow-all", "4", str(go)) for key in ("proc-a", "proc-b")]
         for proc in procs:
-            assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"started"
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line.strip() == b"started", (line, (await proc.stderr.read()).decode(errors="replace")[-3000:])
         go.touch()  # now each process waits for all 8 jobs, its own and the other's
         outcomes = [json.loads(await finish(proc)) for proc in procs]
     finally:
