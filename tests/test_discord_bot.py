@@ -642,7 +642,9 @@ async def _delivered_after_a_restart(tmp_path: Path, sim: Simulator, sim_time: P
         # the bot's own start-up sweep may have taken (or even posted) some first; the posts below
         # show that both were delivered, once
         assert set(resumed) <= {early.id, late.id}
+        deadline = time.monotonic() + PATIENCE
         while await second.state.undelivered():  # a sweep may claim a job before it starts its task
+            assert time.monotonic() < deadline, "the second bot did not deliver both jobs in time"
             await asyncio.sleep(0.02)
         await finish(second)
         posts = recorder.of("bot", "POST", f"/channels/{CHANNEL_ID}/messages")
