@@ -22,6 +22,7 @@ from typing import Any
 
 from ..catalog import CATALOG, ModelSpec
 from ..schemas import generation_annotations
+from . import definitions
 from . import schemas as s
 from . import MODES, Mode
 from .schemas import WAIT_SECONDS, WAIT_SECONDS_PROPERTY
@@ -168,7 +169,8 @@ def compact_tools() -> list[AgentTool]:
     ]
 
 
-def tool_set(mode: Mode) -> list[AgentTool]:
+def build_tool_set(mode: Mode) -> list[AgentTool]:
+    """A tool set built from the catalog (what ``definitions`` stores)."""
     if mode == "default":
         return default_tools()
     if mode == "compact":
@@ -176,14 +178,22 @@ def tool_set(mode: Mode) -> list[AgentTool]:
     raise ValueError(f"unknown tool set {mode!r}; choose one of {', '.join(MODES)}")
 
 
+def tool_set(mode: Mode) -> list[AgentTool]:
+    """A tool set: the pre-generated one (``definitions``, the same tools without building every
+    model's schema), or built from the catalog if the file is missing or names other models."""
+    entries = definitions.load(mode) if mode in MODES else None
+    models = [e.get("model") for e in entries or () if isinstance(e, dict) and e.get("model")]
+    if entries is None or models != (list(CATALOG) if mode == "default" else []):
+        return build_tool_set(mode)
+    return [AgentTool(**{k: e[k] for k in definitions.FIELDS}, model=CATALOG[e["model"]] if e["model"] else None)
+            for e in entries]
+
+
 # -- exports -----------------------------------------------------------------------------------
 
 def mcp_definition(tool: AgentTool) -> dict[str, Any]:
     """As in MCP ``tools/list`` (camelCase wire names)."""
-    return {"name": tool.name, "title": tool.title, "description": tool.description,
-            "inputSchema": tool.input_schema, "outputSchema": tool.output_schema,
-            # the title is the tool's own; repeating it in the annotations costs bytes on every turn
-            "annotations": {k: v for k, v in tool.annotations.items() if k != "title"}}
+    return definitions.mcp_wire({name: getattr(tool, name) for name in definitions.FIELDS})
 
 
 def openai_definition(tool: AgentTool) -> dict[str, Any]:
