@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
-from .catalog import CATALOG, SAFETY_FIELDS
 from .errors import ConfigError
 from .money import usd
 
@@ -226,6 +225,10 @@ class DiscordSettings(_Section):
     @field_validator("provider_switches")
     @classmethod
     def _switches(cls, switches: dict[str, bool]) -> dict[str, bool]:
+        if not switches:
+            return switches
+        from .catalog import SAFETY_FIELDS  # only when set: a start that needs no catalog loads none
+
         unknown = sorted(set(switches) - SAFETY_FIELDS)
         if unknown:
             raise ValueError(f"unknown provider switch {', '.join(unknown)}; known: {', '.join(sorted(SAFETY_FIELDS))}")
@@ -363,6 +366,10 @@ class FailoverSettings(_Section):
     @field_validator("disabled_tools")
     @classmethod
     def _known_tools(cls, tools: list[str]) -> list[str]:
+        if not tools:
+            return tools
+        from .catalog import CATALOG  # only when set: a start that needs no catalog loads none
+
         unknown = [t for t in tools if t not in CATALOG]
         if unknown:
             raise ValueError(f"unknown tool {', '.join(unknown)}; tools are {', '.join(CATALOG)}")
@@ -397,6 +404,10 @@ class Settings(_Section):
     @field_validator("prices")
     @classmethod
     def _known_rates(cls, prices: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
+        if not prices:
+            return prices
+        from .catalog import CATALOG  # only when set: a start that needs no catalog loads none
+
         for tool, rates in prices.items():
             if tool not in CATALOG:
                 raise ValueError(f"unknown tool '{tool}'; tools are {', '.join(CATALOG)}")

@@ -9,3 +9,9 @@ from typing import Literal
 # (and through them the job engine) at every start.
 Mode = Literal["default", "compact"]
 MODES: tuple[Mode, ...] = ("default", "compact")
+
+# The one agent-only parameter of a generation (see ``schemas.WAIT_SECONDS_PROPERTY``). Here so that
+# the stdio server can state it in its instructions before it has loaded the job engine.
+WAIT_SECONDS = "wait_seconds"
+WAIT_SECONDS_DEFAULT = 45
+WAIT_SECONDS_MAX = 55

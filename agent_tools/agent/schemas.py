@@ -12,10 +12,9 @@ from typing import Any
 
 from ..catalog import Category
 from ..jobs import JobState
+from . import WAIT_SECONDS as WAIT_SECONDS, WAIT_SECONDS_DEFAULT as WAIT_SECONDS_DEFAULT  # their home is ``agent``
+from . import WAIT_SECONDS_MAX as WAIT_SECONDS_MAX
 
-WAIT_SECONDS = "wait_seconds"
-WAIT_SECONDS_DEFAULT = 45
-WAIT_SECONDS_MAX = 55
 WAIT_SECONDS_PROPERTY: dict[str, Any] = {
     "type": "integer", "minimum": 0, "maximum": WAIT_SECONDS_MAX, "default": WAIT_SECONDS_DEFAULT}
 """The one agent-only parameter of a generation, added after the model's own parameters: seconds to

@@ -88,38 +88,43 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, *, http: bool, host: str, port: int, simulate: bool, web: bool = False,
                  key_hints: dict[str, str] | None = None) -> None:
-    from ..mcp_server.server import serve_http, serve_stdio
     from ..simulator.session import simulated
-    from ..toolkit import Toolkit
 
     stop_on_sigterm(graceful=http)
     async with simulated(settings, simulate) as effective:
+        origin = {"simulated": True} if simulate else {}
+        if not http:
+            # The handshake is answered before the Toolkit opens (mcp_server.deferred): a client
+            # waits for tools/list, not for the database, the job engine and the catalog's models.
+            from ..mcp_server.deferred import serve_deferred_stdio
+
+            _say("videogen MCP server on stdio, as the local account"
+                 + (" (simulated providers)" if simulate else "") + ".")
+            await serve_deferred_stdio(effective, origin=origin, key_hints=key_hints)
+            return
+        from ..mcp_server.server import serve_http
+        from ..toolkit import Toolkit
+
         toolkit = await Toolkit.open(effective)
         toolkit.missing_key_hints.update(key_hints or {})
-        origin = {"simulated": True} if simulate else {}
         try:
-            if http:
-                warning = exposure_warning(host)
-                if warning:
-                    _say(warning)
-                mounts = {}
+            warning = exposure_warning(host)
+            if warning:
+                _say(warning)
+            mounts = {}
+            if web:
+                from ..web import create_app
+
+                mounts[DASHBOARD_PATH] = create_app(toolkit, origin=origin)
+
+            def ready(url: str) -> None:
+                _say(f"videogen MCP server: streamable HTTP at {url}. Each request needs "
+                     "'Authorization: Bearer <token>' (`videogen accounts token ACCOUNT` makes one); "
+                     "Ctrl-C stops it.")
                 if web:
-                    from ..web import create_app
+                    _say(f"The dashboard is at {url.removesuffix('/mcp')}{DASHBOARD_PATH}/ (sign in with a token).")
 
-                    mounts[DASHBOARD_PATH] = create_app(toolkit, origin=origin)
-
-                def ready(url: str) -> None:
-                    _say(f"videogen MCP server: streamable HTTP at {url}. Each request needs "
-                         "'Authorization: Bearer <token>' (`videogen accounts token ACCOUNT` makes one); "
-                         "Ctrl-C stops it.")
-                    if web:
-                        _say(f"The dashboard is at {url.removesuffix('/mcp')}{DASHBOARD_PATH}/ (sign in with a token).")
-
-                await serve_http(toolkit, host, port, origin=origin, on_ready=ready, mounts=mounts)
-            else:
-                _say("videogen MCP server on stdio, as the local account"
-                     + (" (simulated providers)" if simulate else "") + ".")
-                await serve_stdio(toolkit, origin=origin)
+            await serve_http(toolkit, host, port, origin=origin, on_ready=ready, mounts=mounts)
         finally:
             await toolkit.close()
 

@@ -39,11 +39,10 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from .. import __version__
 from . import confirm, prompts, render, resources, unreadable
+from .deferred import error_result, sdk_server
 from ..agent import results
 from ..agent.executor import Executor, ToolResult
-from ..agent.schemas import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX
 from ..agent.tools import AgentTool, Mode, mcp_definition
 from .resources import JobResources
 from ..catalog import CATALOG, OutputKind
@@ -55,33 +54,11 @@ from ..toolkit import Account, Toolkit
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "videogen"
-
-INSTRUCTIONS = f"""\
-videogen generates videos and images with hosted models; every generation costs real money from a \
-budget with daily and monthly limits.
-1. list_models shows each model, what it is good for and its price; estimate_cost prices a run and \
-says whether the budget allows it.
-2. Run the model. It waits up to {WAIT_SECONDS} (default {WAIT_SECONDS_DEFAULT}, at most {WAIT_SECONDS_MAX}; 0 \
-returns once submitted) and returns the result, or a job_id if the job is still running: then call \
-wait_for_job (again if needed) instead of starting a new job.
-3. Results give the output URL, the cost and the budget left. To animate a generated image, pass its \
-URL to an image-to-video model.
-Errors say what was wrong and what is allowed; nothing is charged for a refused or failed request."""
-
-IMAGE_INPUTS_LOCAL = "Image inputs take an https:// URL or a local file path (uploaded for you)."
-IMAGE_INPUTS_REMOTE = ("Image inputs take an https:// URL (local file paths are refused over HTTP: this server "
-                       "cannot read your files).")
-
 HEARTBEAT_SECONDS = 5.0
 PREVIEW_BUDGET_CHARS = 700_000
 """Base64 characters of previews in one result, keeping results far below hosts' 1 MiB limit."""
 
 AccountResolver = Callable[[ServerRequestContext[Any, Any]], Account | Awaitable[Account]]
-
-
-def error_result(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
 class _Reporter:
@@ -148,13 +125,7 @@ class VideogenServer:
         threshold = toolkit.settings.mcp.confirm_above_usd
         self.confirm_above = None if threshold is None else usd(threshold)
         self.prompt_call = "call generate with model \"{tool}\"" if tools == "compact" else "call the {tool} tool"
-        inputs = IMAGE_INPUTS_LOCAL if local_files else IMAGE_INPUTS_REMOTE
-        self.server: Server[Any] = Server(
-            SERVER_NAME, version=__version__, title="videogen: video and image generation",
-            instructions=f"{INSTRUCTIONS}\n{inputs}", on_list_tools=self._list_tools, on_call_tool=self._call_tool,
-            on_list_resources=self._list_resources, on_list_resource_templates=self._list_resource_templates,
-            on_read_resource=self._read_resource, on_list_prompts=self._list_prompts,
-            on_get_prompt=self._get_prompt, on_completion=self._complete)
+        self.server: Server[Any] = sdk_server(self, local_files=local_files)
 
     @staticmethod
     def _wire_tool(tool: AgentTool) -> types.Tool:
