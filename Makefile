@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean tool-definitions
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The agent tool sets pre-generated from the catalog (agent_tools/agent/tool_definitions.json, read at
+# every start instead of building each model's schema): rewrite after changing a model or a tool.
+# tests/test_tool_definitions.py fails while the file is stale.
+tool-definitions: $(STAMP)
+	$(BIN)/python -m agent_tools.agent.definitions
 
 # The demo runs a real end-to-end generation against the built-in simulator (free, offline). Every
 # --simulate run keeps its books in a simulated/ folder beside the database; pointing the database

@@ -18,6 +18,8 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from agent_tools.config import Settings
@@ -103,6 +105,35 @@ async def test_stdio_stdout_carries_only_protocol_messages(tmp_path):
     assert len(lines[1]["result"]["tools"]) == 23
     assert lines[2]["result"]["structuredContent"]["account"] == "local"
     assert b"SIMULATED" in errors and b"stdio" in errors
+
+
+@pytest.mark.parametrize("lists_tools", [True, False])
+async def test_stdio_with_an_unusable_database_still_lists_tools_and_says_why_to_every_request(tmp_path, lists_tools):
+    """The stdio handshake is answered before the database is opened (issue 11); an unusable one is
+    still found at start — reported on stderr with no request needing it, whether or not the client
+    lists the tools — and every request that needs it is answered with the reason, instead of a
+    server that vanishes before the client asks."""
+    database = tmp_path / "videogen.db"
+    database.write_bytes(b"this is not SQLite, just garbage " * 200)
+    params = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], "mcp"], env=server_env(tmp_path),
+                                   cwd=str(tmp_path))
+    log = tmp_path / "stderr.log"
+    with log.open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+            tools = (await client.list_tools()).tools if lists_tools else None
+            for _ in range(400):  # the open starts once tools/list is answered (or soon after the start)
+                if "not a usable SQLite database" in log.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            reported = log.read_text()
+            result = await client.call_tool("get_quota", {})
+            with pytest.raises(MCPError) as listing:
+                await client.list_resources()
+    assert tools is None or len(tools) == 23
+    assert "error: " in reported and "not a usable SQLite database" in reported and str(database) in reported
+    assert result.is_error and "not a usable SQLite database" in text_of(result) and "restart" in text_of(result)
+    assert "not a usable SQLite database" in str(listing.value)
+    assert database.read_bytes().startswith(b"this is not SQLite"), "the file is left for recovery"
 
 
 @pytest.mark.parametrize("mode", MODES)

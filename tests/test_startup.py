@@ -129,3 +129,59 @@ def test_help_and_an_unknown_command_still_list_every_command(cli):
     code, out, err = cli("no-such-command")
     assert code == 2 and "invalid choice: 'no-such-command'" in err
     assert all(f"'{command}'" in err for command in GROUP_OF), err
+
+
+STDIO_FRONT = """
+import asyncio, json, sys
+from mcp import Client
+from agent_tools.config import load_settings
+from agent_tools.mcp_server import deferred
+
+deferred.OPEN_AFTER_LIST_SECONDS = 600  # here only a request that needs the Toolkit opens it
+
+async def start():
+    front = deferred.stdio_server_for(load_settings(None))
+    try:
+        async with Client(front.server, mode="legacy") as client:
+            listed = (await client.list_tools()).tools
+            handshake = sorted(sys.modules)
+            shown = [client.server_info.name, client.server_info.title, client.instructions,
+                     client.server_capabilities.model_dump()]
+            result = await client.call_tool("estimate_cost", {"tool": "pika_text_to_video", "arguments": {}})
+            from agent_tools.mcp_server.server import build_server
+            full = build_server((await front.backend()).toolkit, lambda ctx: None, local_files=True)
+            async with Client(full, mode="legacy") as other:
+                same_tools = (await other.list_tools()).tools == listed
+                same_start = shown == [other.server_info.name, other.server_info.title, other.instructions,
+                                       other.server_capabilities.model_dump()]
+    finally:
+        await front.aclose()
+    print(json.dumps({"handshake": handshake, "tools": len(listed), "same_tools": same_tools,
+                      "same_start": same_start, "error": result.is_error, "text": result.content[0].text}))
+
+asyncio.run(start())
+"""
+
+DEFERRED = ("agent_tools.catalog", "agent_tools.jobs", "agent_tools.ledger", "agent_tools.toolkit", "agent_tools.db",
+            "agent_tools.media", "agent_tools.agent.tools", "agent_tools.agent.executor", "agent_tools.mcp_server.server",
+            "sqlite3")
+
+
+def test_the_stdio_handshake_needs_no_catalog_engine_ledger_or_database(tmp_path):
+    """``videogen mcp`` on stdio answers initialize and tools/list from ``mcp_server.deferred`` and the
+    pre-generated tools; the first call opens the Toolkit and is answered as by the full server."""
+    script = STDIO_FRONT + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)), file=sys.__stdout__)\n"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOGEN_", "FAL_", "WAVESPEED_"))}
+    environment.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
+                       VIDEOGEN_DB=str(tmp_path / "v.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"),
+                       FAL_KEY="k-fal", WAVESPEED_API_KEY="k-ws")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    report, loaded = json.loads(lines[-2]), set(json.loads(lines[-1]))
+    assert sorted(set(report["handshake"]) & set(DEFERRED)) == []
+    assert set(DEFERRED) <= loaded, "the call opened the Toolkit"
+    assert report["tools"] == 23 and report["same_tools"] and report["same_start"]
+    assert not report["error"] and "pika_text_to_video" in report["text"], report["text"]
+    assert (tmp_path / "v.db").exists()
