@@ -22,7 +22,7 @@ test: $(STAMP)
 # every start instead of building each model's schema): rewrite after changing a model or a tool.
 # tests/test_tool_definitions.py fails while the file is stale.
 tool-definitions: $(STAMP)
-	$(BIN)/python -m agent_tools.agent.definitions
+	$(BIN)/python -m agent_tools.agent.generate
 
 # The demo runs a real end-to-end generation against the built-in simulator (free, offline). Every
 # --simulate run keeps its books in a simulated/ folder beside the database; pointing the database

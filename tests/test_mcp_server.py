@@ -464,12 +464,13 @@ async def test_a_job_the_provider_finishes_despite_the_cancel_is_kept_listed_and
 
 
 def tasks_in(coroutine_name: str) -> set[asyncio.Task]:
-    """The tasks whose chain of awaited coroutines passes through one called ``coroutine_name``."""
+    """The tasks whose chain of awaited coroutines passes through one called ``coroutine_name`` (its
+    name, or its qualified name such as ``VideogenServer.call_tool``)."""
     found = set()
     for task in asyncio.all_tasks():
         coro = task.get_coro()
         while coro is not None and hasattr(coro, "cr_code"):
-            if coro.cr_code.co_name == coroutine_name:
+            if coroutine_name in (coro.cr_code.co_name, coro.cr_code.co_qualname):
                 found.add(task)
                 break
             coro = coro.cr_await
@@ -494,7 +495,7 @@ async def test_a_call_cancelled_as_its_job_write_commits_leaves_the_session_work
                 async with anyio.create_task_group() as group:
                     group.start_soon(lambda: client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=30] x"}))
                     await anyio.to_thread.run_sync(committing.wait)
-                    [handler] = tasks_in("_call_tool")  # the server's task for this call
+                    [handler] = tasks_in("VideogenServer.call_tool")  # the server's task for this call
                     group.cancel_scope.cancel()  # the client sends notifications/cancelled
                 await client.send_ping()  # answered after the server read the cancel: it has landed
                 go.set()

@@ -11,11 +11,12 @@ import sys
 import pytest
 
 from agent_tools.agent import MODES, definitions
+from agent_tools.agent.generate import generate, main
 from agent_tools.agent.tools import build_tool_set, mcp_definition, tool_set
 
 
 def test_the_file_is_what_the_catalog_generates_now():
-    assert definitions.FILE.read_text(encoding="utf-8") == definitions.render(definitions.generate()), (
+    assert definitions.FILE.read_text(encoding="utf-8") == definitions.render(generate()), (
         f"agent/tool_definitions.json is stale: run `{definitions.REGENERATE}` (or `make tool-definitions`)")
 
 
@@ -42,7 +43,7 @@ def test_without_the_file_the_sets_are_built_from_the_catalog(tmp_path, monkeypa
 
 
 def test_a_file_naming_other_models_is_not_used(tmp_path, monkeypatch):
-    data = definitions.generate()
+    data = generate()
     data["modes"]["default"] = data["modes"]["default"][1:]  # a model added to the catalog since
     monkeypatch.setattr(definitions, "_text", definitions.render(data))
     assert tool_set("default") == build_tool_set("default")
@@ -52,13 +53,13 @@ def test_the_command_rewrites_a_stale_file_and_checks_it(tmp_path, monkeypatch, 
     stale = tmp_path / "tool_definitions.json"
     stale.write_text("{}\n", encoding="utf-8")
     monkeypatch.setattr(definitions, "FILE", stale)
-    assert definitions.main(["--check"]) == 1
+    assert main(["--check"]) == 1
     assert definitions.REGENERATE in capsys.readouterr().err
-    assert definitions.main([]) == 0 and definitions.main(["--check"]) == 0
-    assert stale.read_text(encoding="utf-8") == definitions.render(definitions.generate())
+    assert main([]) == 0 and main(["--check"]) == 0
+    assert stale.read_text(encoding="utf-8") == definitions.render(generate())
 
 
 def test_the_shipped_file_passes_the_command_line_check():
-    done = subprocess.run([sys.executable, "-m", "agent_tools.agent.definitions", "--check"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "agent_tools.agent.generate", "--check"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -6,42 +6,25 @@ of CPU at each MCP server start (issue 11), for a result that only changes when 
 is a build artefact: the catalog's pydantic models stay the only place a parameter is described,
 tests/test_tool_definitions.py checks the file equals what they generate now, and
 
-    python -m agent_tools.agent.definitions      (or: make tool-definitions)
+    python -m agent_tools.agent.generate      (or: make tool-definitions)
 
-rewrites it. This module imports neither the catalog nor the job engine, so the stdio server's
-handshake (``mcp_server.deferred``) can answer ``tools/list`` from it alone.
+rewrites it. This module only reads the file: it imports neither the catalog nor the job engine, so
+the stdio server's handshake (``mcp_server.deferred``) can answer ``tools/list`` from it alone.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .tools import AgentTool
+from typing import Any
 
 FILE = Path(__file__).with_name("tool_definitions.json")
-REGENERATE = "python -m agent_tools.agent.definitions"
+REGENERATE = "python -m agent_tools.agent.generate"
 FIELDS = ("name", "title", "description", "input_schema", "output_schema", "annotations")
 """An entry's keys besides ``model`` (the catalog tool a model's own tool runs, else null)."""
 
 _text: str | None = None
-
-
-def entry(tool: AgentTool) -> dict[str, Any]:
-    """One tool as stored: its definition, and its model by name."""
-    return {**{name: getattr(tool, name) for name in FIELDS}, "model": None if tool.model is None else tool.model.tool}
-
-
-def generate() -> dict[str, Any]:
-    """What the file should hold: every mode's tool set, built from the catalog now."""
-    from . import MODES
-    from .tools import build_tool_set
-
-    return {"generated_by": REGENERATE, "modes": {mode: [entry(t) for t in build_tool_set(mode)] for mode in MODES}}
 
 
 def render(data: Mapping[str, Any]) -> str:
@@ -70,26 +53,3 @@ def mcp_wire(tool: Mapping[str, Any]) -> dict[str, Any]:
             "inputSchema": tool["input_schema"], "outputSchema": tool["output_schema"],
             # the title is the tool's own; repeating it in the annotations costs bytes on every turn
             "annotations": {k: v for k, v in tool["annotations"].items() if k != "title"}}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Rewrite the file (``--check``: only say whether it is current; exit 1 if not)."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    current = render(generate())
-    stored = FILE.read_text(encoding="utf-8") if FILE.exists() else ""
-    if "--check" in args:
-        if stored == current:
-            print(f"{FILE.name} is current.")
-            return 0
-        print(f"{FILE.name} differs from what the catalog generates: run `{REGENERATE}`.", file=sys.stderr)
-        return 1
-    if stored != current:
-        FILE.write_text(current, encoding="utf-8")
-        print(f"wrote {FILE}")
-    else:
-        print(f"{FILE.name} was already current.")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,8 +13,8 @@ a tool call as an ``isError`` result, anything else as a JSON-RPC error — inst
 that exits before the client can say why. A bad configuration still stops the start (the
 settings are read before anything is served).
 
-Also the one place the SDK ``Server`` is made (``sdk_server``), for this front and for
-``VideogenServer`` alike, so the handshake's answer is the same whichever object handles it.
+The handshake's answer itself (name, instructions, capabilities) comes from ``handshake``, as the
+full server's does.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
-from .. import __version__
-from ..agent import WAIT_SECONDS, WAIT_SECONDS_DEFAULT, WAIT_SECONDS_MAX, Mode
+from ..agent import Mode
 from ..errors import UserError
+from .handshake import error_result, sdk_server
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -41,47 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "videogen"
-SERVER_TITLE = "videogen: video and image generation"
-
-INSTRUCTIONS = f"""\
-videogen generates videos and images with hosted models; every generation costs real money from a \
-budget with daily and monthly limits.
-1. list_models shows each model, what it is good for and its price; estimate_cost prices a run and \
-says whether the budget allows it.
-2. Run the model. It waits up to {WAIT_SECONDS} (default {WAIT_SECONDS_DEFAULT}, at most {WAIT_SECONDS_MAX}; 0 \
-returns once submitted) and returns the result, or a job_id if the job is still running: then call \
-wait_for_job (again if needed) instead of starting a new job.
-3. Results give the output URL, the cost and the budget left. To animate a generated image, pass its \
-URL to an image-to-video model.
-Errors say what was wrong and what is allowed; nothing is charged for a refused or failed request."""
-
-IMAGE_INPUTS_LOCAL = "Image inputs take an https:// URL or a local file path (uploaded for you)."
-IMAGE_INPUTS_REMOTE = ("Image inputs take an https:// URL (local file paths are refused over HTTP: this server "
-                       "cannot read your files).")
-
 OPEN_AFTER_LIST_SECONDS = 0.02
 """After answering ``tools/list``, how long to leave the loop to writing that answer before the
 Toolkit's opening (imports and the database, ~35 ms of CPU that holds the loop) starts."""
 OPEN_AT_LATEST_SECONDS = 1.0
 """A client that lists no tools still has the database opened (and checked) this soon."""
-
-
-def error_result(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
-
-
-def sdk_server(handlers: Any, *, local_files: bool) -> Server[Any]:
-    """The SDK server answering with ``handlers``' ``_list_tools``, ``_call_tool``, … methods; the
-    capabilities ``initialize`` announces follow from which handlers are given, so both kinds of
-    handlers give the same answer."""
-    inputs = IMAGE_INPUTS_LOCAL if local_files else IMAGE_INPUTS_REMOTE
-    return Server(
-        SERVER_NAME, version=__version__, title=SERVER_TITLE,
-        instructions=f"{INSTRUCTIONS}\n{inputs}", on_list_tools=handlers._list_tools, on_call_tool=handlers._call_tool,
-        on_list_resources=handlers._list_resources, on_list_resource_templates=handlers._list_resource_templates,
-        on_read_resource=handlers._read_resource, on_list_prompts=handlers._list_prompts,
-        on_get_prompt=handlers._get_prompt, on_completion=handlers._complete)
 
 
 def wire_tools(mode: Mode) -> list[types.Tool]:
@@ -171,42 +135,42 @@ class DeferredServer:
 
     # -- protocol handlers ---------------------------------------------------------------------
 
-    async def _list_tools(self, ctx: ServerRequestContext[Any, Any],
+    async def list_tools(self, ctx: ServerRequestContext[Any, Any],
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         self.open_soon(OPEN_AFTER_LIST_SECONDS)  # the handshake is done: open once this answer is out
         return types.ListToolsResult(tools=self.tools)
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
                          ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             backend = await self.backend()
         except Unavailable as exc:
             return error_result(str(exc))
-        return await backend._call_tool(ctx, params)
+        return await backend.call_tool(ctx, params)
 
-    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
+    async def list_resources(self, ctx: ServerRequestContext[Any, Any],
                               params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        return await (await self._backend_or_error())._list_resources(ctx, params)
+        return await (await self._backend_or_error()).list_resources(ctx, params)
 
-    async def _list_resource_templates(self, ctx: ServerRequestContext[Any, Any],
+    async def list_resource_templates(self, ctx: ServerRequestContext[Any, Any],
                                        params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
-        return await (await self._backend_or_error())._list_resource_templates(ctx, params)
+        return await (await self._backend_or_error()).list_resource_templates(ctx, params)
 
-    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
+    async def read_resource(self, ctx: ServerRequestContext[Any, Any],
                              params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await (await self._backend_or_error())._read_resource(ctx, params)
+        return await (await self._backend_or_error()).read_resource(ctx, params)
 
-    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any],
+    async def list_prompts(self, ctx: ServerRequestContext[Any, Any],
                             params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        return await (await self._backend_or_error())._list_prompts(ctx, params)
+        return await (await self._backend_or_error()).list_prompts(ctx, params)
 
-    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any],
+    async def get_prompt(self, ctx: ServerRequestContext[Any, Any],
                           params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await (await self._backend_or_error())._get_prompt(ctx, params)
+        return await (await self._backend_or_error()).get_prompt(ctx, params)
 
-    async def _complete(self, ctx: ServerRequestContext[Any, Any],
+    async def complete(self, ctx: ServerRequestContext[Any, Any],
                         params: types.CompleteRequestParams) -> types.CompleteResult:
-        return await (await self._backend_or_error())._complete(ctx, params)
+        return await (await self._backend_or_error()).complete(ctx, params)
 
 
 def stdio_server_for(settings: Settings, *, origin: Mapping[str, Any] | None = None,

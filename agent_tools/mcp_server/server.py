@@ -40,7 +40,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from . import confirm, prompts, render, resources, unreadable
-from .deferred import error_result, sdk_server
+from .handshake import error_result, sdk_server
 from ..agent import results
 from ..agent.executor import Executor, ToolResult
 from ..agent.tools import AgentTool, Mode, mcp_definition
@@ -133,11 +133,11 @@ class VideogenServer:
 
     # -- protocol handlers --------------------------------------------------------------------
 
-    async def _list_tools(self, ctx: ServerRequestContext[Any, Any],
+    async def list_tools(self, ctx: ServerRequestContext[Any, Any],
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.tools)
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
                          ) -> types.CallToolResult | types.InputRequiredResult:
         name = params.name
         tool = self.executor.tools.get(name)
@@ -167,27 +167,27 @@ class VideogenServer:
 
     # -- resources, prompts, completions ----------------------------------------------------------
 
-    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
+    async def list_resources(self, ctx: ServerRequestContext[Any, Any],
                               params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         return types.ListResourcesResult(resources=await self.resources.list(await self._account(ctx)))
 
-    async def _list_resource_templates(self, ctx: ServerRequestContext[Any, Any],
+    async def list_resource_templates(self, ctx: ServerRequestContext[Any, Any],
                                        params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
         return types.ListResourceTemplatesResult(resource_templates=resources.templates())
 
-    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
+    async def read_resource(self, ctx: ServerRequestContext[Any, Any],
                              params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await self.resources.read(await self._account(ctx), params.uri)
 
-    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any],
+    async def list_prompts(self, ctx: ServerRequestContext[Any, Any],
                             params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         return types.ListPromptsResult(prompts=prompts.prompts())
 
-    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any],
+    async def get_prompt(self, ctx: ServerRequestContext[Any, Any],
                           params: types.GetPromptRequestParams) -> types.GetPromptResult:
         return prompts.get_prompt(params.name, params.arguments, call=self.prompt_call)
 
-    async def _complete(self, ctx: ServerRequestContext[Any, Any],
+    async def complete(self, ctx: ServerRequestContext[Any, Any],
                         params: types.CompleteRequestParams) -> types.CompleteResult:
         account = await self._account(ctx)
         return await prompts.complete(params, lambda prefix: self.resources.job_ids(account, prefix))
