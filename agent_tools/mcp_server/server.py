@@ -258,7 +258,9 @@ def build_server(toolkit: Toolkit, resolve_account: AccountResolver, *, local_fi
 
 
 async def serve_stdio(toolkit: Toolkit, *, origin: Mapping[str, Any] | None = None) -> None:
-    """Serve on stdin/stdout as the local account until the client closes stdin."""
+    """Serve on stdin/stdout as the local account until the client closes stdin, with an open Toolkit.
+    (``videogen mcp`` uses ``deferred.serve_deferred_stdio``: the same server, whose Toolkit opens
+    once the handshake is answered.)"""
     from mcp.server.stdio import stdio_server
 
     local = toolkit.local_account()
