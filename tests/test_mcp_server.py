@@ -490,21 +490,20 @@ async def test_a_call_cancelled_as_its_job_write_commits_leaves_the_session_work
     async with await Toolkit.open(make_settings(tmp_path, sim, {"daily_usd": "5"})) as kit:
         kit.db.quick_on_loop = False  # the commit must be on the database thread, where the trace holds it
         await kit.db.run(lambda conn: conn.set_trace_callback(trace))
-        try:
-            async with Client(serve(kit, ALICE), mode="legacy") as client:
+        async with Client(serve(kit, ALICE), mode="legacy") as client:
+            try:  # released before the client closes, which waits for the server's held call
                 async with anyio.create_task_group() as group:
                     group.start_soon(lambda: client.call_tool("pika_text_to_video", {"prompt": "[sim:slow=30] x"}))
-                    await anyio.to_thread.run_sync(committing.wait)
+                    assert await anyio.to_thread.run_sync(committing.wait, 60), "the job's write never committed"
                     [handler] = tasks_in("VideogenServer.call_tool")  # the server's task for this call
                     group.cancel_scope.cancel()  # the client sends notifications/cancelled
                 await client.send_ping()  # answered after the server read the cancel: it has landed
+            finally:
                 go.set()
-                await asyncio.wait({handler})  # the cancelled call has ended on the server
-                jobs = await client.call_tool("list_jobs", {})
-                [listed] = jobs.structured_content["jobs"]
-                job = await kit.wait_for_job(ALICE, listed["job_id"], timeout=60)
-        finally:
-            go.set()
+            await asyncio.wait({handler})  # the cancelled call has ended on the server
+            jobs = await client.call_tool("list_jobs", {})
+            [listed] = jobs.structured_content["jobs"]
+            job = await kit.wait_for_job(ALICE, listed["job_id"], timeout=60)
         [status] = [s for s in await kit.quota_status(ALICE) if s.kind == "daily"]
     assert job.state.value == "cancelled", job
     assert status.used == 0 and status.remaining == 5_000_000
