@@ -670,12 +670,18 @@ class Database:
             return  # it never started: nothing to undo
         await self._rollback()
 
-    async def read(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a synchronous read ``body(conn)`` in one hop (no write lock taken)."""
+    async def read(self, body: Callable[[sqlite3.Connection], T], *, snapshot: bool = False) -> T:
+        """Run a synchronous read ``body(conn)`` in one hop (no write lock taken).
+
+        Each statement of a plain read sees the database as it is when that statement starts, so
+        two of them may straddle another process's commit. ``snapshot`` runs the body in one read
+        transaction (``BEGIN`` … ``ROLLBACK``: it writes nothing), so every statement sees the
+        same committed state — for a body whose reads must agree with each other (the books
+        check) — while writers go on (WAL)."""
         async with self._lock:
             self._check_file()
             try:
-                return await self._hop(body, self._conn)
+                return await self._hop(_in_snapshot if snapshot else _plain, self._conn, body)
             except sqlite3.OperationalError as exc:
                 raise _unavailable(self.path, exc) from None
 
@@ -726,6 +732,19 @@ def _checkpoint_done(future: "asyncio.Future[None]") -> None:
     write reports the problem to its caller."""
     if not future.cancelled() and (exc := future.exception()) is not None:
         log.warning("WAL checkpoint failed: %s", exc)
+
+
+def _plain(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    return body(conn)
+
+
+def _in_snapshot(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """``body(conn)`` in one read transaction: its first read fixes the snapshot all of them see."""
+    conn.execute("BEGIN")
+    try:
+        return body(conn)
+    finally:
+        _rollback(conn)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

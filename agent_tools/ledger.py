@@ -831,8 +831,9 @@ class Ledger:
 
     async def check_books(self) -> "BooksCheck":
         """Recompute the running totals from the holds, and each hold's state and charge from the
-        audit, and list every difference (``videogen books check``). Reads one consistent state:
-        it runs in a write transaction, so no reservation lands half-way through."""
+        audit, and list every difference (``videogen books check``). Reads one consistent state
+        (a snapshot read: a reservation that commits meanwhile is not half in it), without the
+        write lock, so nobody's reservation waits for the check."""
         def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
             return (totals.stored_timezone(conn), conn.execute(f"SELECT id, {totals.HOLD_COLUMNS} FROM holds").fetchall(),
                     {(r[0], r[1], r[2]): totals.Total(r[3], r[4], r[5]) for r in conn.execute(
@@ -840,7 +841,7 @@ class Ledger:
                     conn.execute("SELECT hold_id, event, amount FROM audit WHERE hold_id IS NOT NULL ORDER BY seq")
                     .fetchall())
 
-        kept_in, holds, stored, audit = await self.db.run(read)
+        kept_in, holds, stored, audit = await self.db.read(read, snapshot=True)
         differences = []
         if kept_in != self.tz.key:
             differences.append(f"the running totals are kept in time zone {kept_in or '(none yet)'}, the settings say "

@@ -449,9 +449,12 @@ class PostgresDatabase:
         if not self._synchronous_commit:
             conn.execute("SET LOCAL synchronous_commit TO off")
 
-    async def read(self, body: Callable[[Any], T]) -> T:
+    async def read(self, body: Callable[[Any], T], *, snapshot: bool = False) -> T:
         """A read body in one hop, on a pooled connection outside any transaction; once more on a
-        fresh connection if the server dropped the first (a restart, an idle timeout)."""
+        fresh connection if the server dropped the first (a restart, an idle timeout).
+        ``snapshot``: in one ``REPEATABLE READ, READ ONLY`` transaction, so every statement sees
+        the state of the first one's start (as SQLite's ``read(snapshot=True)``) — outside one,
+        each statement sees what was committed when it began."""
         import psycopg
 
         def once() -> T:
@@ -459,7 +462,11 @@ class PostgresDatabase:
                 conn = None
                 try:
                     with self._pool.connection() as conn:
-                        return body(Connection(conn))
+                        if not snapshot:
+                            return body(Connection(conn))
+                        with conn.transaction():
+                            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                            return body(Connection(conn))
                 except psycopg.OperationalError as exc:
                     if attempt == 2 or conn is None or not conn.closed:  # None: no connection came free
                         raise _unavailable(self.path, exc) from None

@@ -142,3 +142,44 @@ def test_books_check_names_a_wrong_total_and_an_unexplained_hold(clean_env, monk
 
     assert main(["books", "check", "--json"]) == 1
     assert '"ok": false' in capsys.readouterr().out
+
+
+async def test_the_books_check_reads_one_state_while_another_process_reserves(database_url, monkeypatch):
+    """Another process's reservation commits between the check's read of the holds and its read of
+    the totals and the audit: the check must compare one state (before it, or after it), never
+    the holds of one moment with the totals of the next, which would report differences that are
+    not there. It must not hold the write lock meanwhile either: the reservation goes through."""
+    settings = settings_for(database_url)
+    async with await open_database(database_url) as checking, await open_database(database_url) as other:
+        ledger, elsewhere = Ledger(checking, settings), Ledger(other, settings)
+        await ledger.reserve(Requester("alice"), 100_000, "before", tool=PIKA)
+        loop = asyncio.get_running_loop()
+        landed: list[str] = []
+
+        def another_process_reserves() -> None:  # on the checking connection's thread, mid-check
+            if not landed:
+                landed.append("during")
+                asyncio.run_coroutine_threadsafe(
+                    elsewhere.reserve(Requester("bob"), 200_000, "during", tool=PIKA), loop).result(30)
+
+        if database_url.startswith("postgres"):
+            from agent_tools import postgres
+
+            real = postgres.Connection.execute
+
+            def execute(self, sql, args=()):
+                if "FROM spend_totals" in sql:
+                    another_process_reserves()
+                return real(self, sql, args)
+
+            monkeypatch.setattr(postgres.Connection, "execute", execute)
+        else:
+            await checking.read(lambda conn: conn.set_trace_callback(
+                lambda sql: another_process_reserves() if "FROM spend_totals" in sql else None))
+        during = await ledger.check_books()
+        monkeypatch.undo()
+        assert landed == ["during"], "the other reservation did not run during the check"
+        assert during.ok, during.differences
+        assert during.holds == 1  # the state from before bob's reservation, all of it
+        after = await ledger.check_books()
+        assert after.ok and after.holds == 2
