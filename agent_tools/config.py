@@ -80,6 +80,28 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+MAX_REQUESTS_IN_FLIGHT = 128
+"""The highest per-provider cap accepted: every kept connection adds to each request's CPU cost
+(providers/http.py ``MAX_CONNECTIONS``), and 128 at ~300 ms a request is already ~400 requests a
+second to one provider, more than its rate limits allow one account."""
+
+
+def _requests_in_flight(provider: str) -> Any:
+    return Field(default=8, description=(
+        f"API requests to {provider} (submits, polls, results, cancels) this process has in flight at once; "
+        "more wait their turn. File uploads have their own 4. Raise it when polls and submits wait with many "
+        "jobs running: 8 over a ~100-300 ms link is ~30-80 requests a second"))
+
+
+def _in_flight_range(value: int) -> int:
+    """The range check with a message that says what the number does (a bare "greater than or equal
+    to 1" would not tell an operator what the number is for)."""
+    if not (1 <= value <= MAX_REQUESTS_IN_FLIGHT):
+        raise ValueError(f"expected a whole number from 1 to {MAX_REQUESTS_IN_FLIGHT} (default 8): how many API "
+                         "requests to this provider may be in flight at once")
+    return value
+
+
 class FalSettings(_Section):
     key: SecretStr | None = Field(default=None, description="fal API key (env FAL_KEY)")
     queue_url: str = Field(default="https://queue.fal.run", description="fal queue API base URL")
@@ -88,15 +110,19 @@ class FalSettings(_Section):
         default=None, description="fal ADMIN-scope key for the billing API, used only by videogen reconcile "
                                   "(env FAL_ADMIN_KEY)")
     api_url: str = Field(default="https://api.fal.ai", description="fal platform API base URL (billing events)")
+    max_requests_in_flight: int = _requests_in_flight("fal")
 
     _urls = field_validator("queue_url", "rest_url", "api_url")(_http_url)
+    _in_flight = field_validator("max_requests_in_flight")(_in_flight_range)
 
 
 class WaveSpeedSettings(_Section):
     key: SecretStr | None = Field(default=None, description="WaveSpeed API key (env WAVESPEED_API_KEY)")
     base_url: str = Field(default="https://api.wavespeed.ai", description="WaveSpeed API base URL")
+    max_requests_in_flight: int = _requests_in_flight("WaveSpeed")
 
     _urls = field_validator("base_url")(_http_url)
+    _in_flight = field_validator("max_requests_in_flight")(_in_flight_range)
 
 
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")

@@ -107,11 +107,13 @@ def build_adapter(settings: Settings, provider: str) -> ProviderAdapter:
         from .providers.fal import FalAdapter
 
         assert settings.fal.key is not None
-        return FalAdapter(settings.fal.key, queue_url=settings.fal.queue_url, rest_url=settings.fal.rest_url)
+        return FalAdapter(settings.fal.key, queue_url=settings.fal.queue_url, rest_url=settings.fal.rest_url,
+                          max_requests_in_flight=settings.fal.max_requests_in_flight)
     from .providers.wavespeed import WaveSpeedAdapter
 
     assert settings.wavespeed.key is not None
-    return WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url)
+    return WaveSpeedAdapter(settings.wavespeed.key, base_url=settings.wavespeed.base_url,
+                            max_requests_in_flight=settings.wavespeed.max_requests_in_flight)
 
 
 class ProviderAdapters(MutableMapping[str, ProviderAdapter]):

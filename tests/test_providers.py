@@ -588,3 +588,179 @@ async def test_a_client_keeps_at_most_its_cap_of_requests_in_flight_and_frees_ev
         assert [r.status_code for r in again] == [200] * MAX_CONNECTIONS
     finally:
         await client.aclose()
+
+
+# -- uploads have slots of their own; the API cap is a setting -----------------------------------
+
+class Stall:
+    """A route that holds each request until the test lets it go (``release``/``open``), so a test
+    can fill a client's slots with requests that do not finish. Records the order of arrivals and
+    releases, and the most requests it held at once."""
+
+    def __init__(self, answer: Handler) -> None:
+        self.answer = answer
+        self.held = 0
+        self.most = 0
+        self.log: list[str] = []
+        self._tickets = asyncio.Semaphore(0)
+        self._open = False
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        self.log.append("arrived")
+        self.held += 1
+        self.most = max(self.most, self.held)
+        try:
+            if not self._open:
+                await self._tickets.acquire()
+        finally:
+            self.held -= 1
+        return await self.answer(request)
+
+    def release(self) -> None:
+        """Let one held request (or the next to arrive) be answered."""
+        self.log.append("released")
+        self._tickets.release()
+
+    def open(self) -> None:
+        """Answer every held request and every later one at once."""
+        self._open = True
+        for _ in range(self.held):
+            self._tickets.release()
+
+    async def until_held(self, count: int) -> None:
+        """Wait until ``count`` requests are held; a bounded wait, so a broken cap fails, not hangs."""
+        async def held() -> None:
+            while self.held < count:
+                await asyncio.sleep(0.005)
+        await asyncio.wait_for(held(), 20)
+
+
+FAL_SUBMITTED = {"request_id": "r1", "status_url": "", "response_url": "", "cancel_url": ""}
+WS_PENDING = {"code": 200, "message": "success", "data": {"id": "t1", "status": "processing"}}
+
+
+def _uploads_stalled(provider: str, server: FakeServer, stall: Stall) -> tuple[Any, str]:
+    """An adapter whose uploads end in ``stall``, whose status and submit routes answer at once;
+    returns it and the path the stalled upload requests arrive on."""
+    if provider == "fal":
+        server.on("POST", "/storage/upload/initiate",
+                  reply(200, {"upload_url": f"{server.url}/bucket/put", "file_url": "https://cdn.example/f.png"}))
+        server.on("PUT", "/bucket/put", stall)
+        server.on("GET", "/fal-ai/pika/requests/r1/status", reply(202, {"status": "IN_PROGRESS"}))
+        server.on("POST", "/fal-ai/pika/v2.2/text-to-video", reply(200, {
+            **FAL_SUBMITTED, "status_url": f"{server.url}/fal-ai/pika/requests/r1/status",
+            "response_url": f"{server.url}/fal-ai/pika/requests/r1",
+            "cancel_url": f"{server.url}/fal-ai/pika/requests/r1/cancel"}))
+        return (FalAdapter(FAL_KEY, queue_url=server.url, rest_url=server.url, retry=fast_policy(),
+                           data_uri_max_bytes=0), "/bucket/put")
+    server.on("GET", "/api/v3/predictions/t1/result", reply(200, WS_PENDING))
+    server.on("POST", "/api/v3/wavespeed-ai/wan-2.1/i2v", reply(200, WS_PENDING))
+    if provider == "wavespeed-ticket":
+        server.on("POST", "/api/v3/media/uploads", reply(200, {"code": 200, "data": {
+            "upload": {"url": f"{server.url}/bucket/put", "method": "PUT"},
+            "download_url": "https://cdn.example/f.png"}}))
+        server.on("PUT", "/bucket/put", stall)
+        path = "/bucket/put"
+    else:  # no ticket route (404): the multipart binary POST carries the file
+        server.on("POST", "/api/v3/media/upload/binary", stall)
+        path = "/api/v3/media/upload/binary"
+    return WaveSpeedAdapter(WS_KEY, base_url=server.url, retry=fast_policy()), path
+
+
+@pytest.mark.parametrize("provider", ["fal", "wavespeed-ticket", "wavespeed-binary"])
+async def test_stalled_uploads_never_hold_the_slots_of_polls_and_submits(server: FakeServer, tmp_path,
+                                                                         provider: str) -> None:
+    """As many slow uploads as the API client has slots (large images over a slow link: minutes
+    each) fill only the uploads' own slots; a status poll and a submit of another job still go
+    through at once. On one shared client they waited until an upload finished."""
+    from agent_tools.providers.http import MAX_CONNECTIONS, UPLOAD_SLOTS
+
+    answer = reply(200, {"code": 200, "data": {"download_url": "https://cdn.example/f.png"}})
+    stall = Stall(answer)
+    adapter, upload_path = _uploads_stalled(provider, server, stall)
+    image = tmp_path / "still.png"
+    image.write_bytes(b"\x89PNG" + b"p" * 2000)
+    uploads = [asyncio.ensure_future(adapter.upload(image, "image/png")) for _ in range(MAX_CONNECTIONS)]
+    try:
+        await stall.until_held(UPLOAD_SLOTS)
+        if provider == "fal":
+            ref = RequestRef("fal", "fal-ai/pika/v2.2/text-to-video", "r1")
+            update = await asyncio.wait_for(adapter.status(ref), 20)
+            submitted = await asyncio.wait_for(adapter.submit("fal-ai/pika/v2.2/text-to-video", {"prompt": "x"}), 20)
+        else:
+            ref = RequestRef("wavespeed", "wavespeed-ai/wan-2.1/i2v", "t1")
+            update = await asyncio.wait_for(adapter.status(ref), 20)
+            submitted = await asyncio.wait_for(adapter.submit("wavespeed-ai/wan-2.1/i2v", {"prompt": "x"}), 20)
+        assert update.state.value == "running" and submitted.request_id in ("r1", "t1")
+        assert stall.held == UPLOAD_SLOTS  # the other uploads wait their turn in the adapter
+    finally:
+        stall.open()
+        urls = await asyncio.wait_for(asyncio.gather(*uploads, return_exceptions=True), 20)
+        await adapter.aclose()
+    assert urls == ["https://cdn.example/f.png"] * MAX_CONNECTIONS
+    assert stall.most == UPLOAD_SLOTS
+    assert len(server.hits("PUT" if upload_path == "/bucket/put" else "POST", upload_path)) == MAX_CONNECTIONS
+    for seen in server.hits("PUT", "/bucket/put"):
+        assert "Authorization" not in seen.headers  # a presigned URL never sees the key
+
+
+@pytest.mark.parametrize("provider", ["fal", "wavespeed"])
+async def test_the_api_cap_is_the_providers_max_requests_in_flight_setting(server: FakeServer, provider: str) -> None:
+    """``[fal]``/``[wavespeed]`` ``max_requests_in_flight`` reaches the adapter ``build_adapter``
+    makes: with 2, two held polls fill it and a third is sent only once one of them is answered."""
+    from agent_tools.config import Settings
+    from agent_tools.toolkit import build_adapter
+
+    if provider == "fal":
+        section = {"key": FAL_KEY, "queue_url": server.url, "rest_url": server.url, "max_requests_in_flight": 2}
+        ref = RequestRef("fal", "fal-ai/pika/v2.2/text-to-video", "r1")
+        stall = Stall(reply(202, {"status": "IN_QUEUE", "queue_position": 1}))
+        server.on("GET", "/fal-ai/pika/requests/r1/status", stall)
+    else:
+        section = {"key": WS_KEY, "base_url": server.url, "max_requests_in_flight": 2}
+        ref = RequestRef("wavespeed", "wavespeed-ai/wan-2.1/i2v", "t1")
+        stall = Stall(reply(200, WS_PENDING))
+        server.on("GET", "/api/v3/predictions/t1/result", stall)
+    adapter = build_adapter(Settings.model_validate({provider: section}), provider)
+    polls = [asyncio.ensure_future(adapter.status(ref)) for _ in range(3)]
+    try:
+        await stall.until_held(2)
+        await asyncio.sleep(0.3)  # room for a request past the cap to arrive (none may)
+        stall.release()
+        done, _ = await asyncio.wait(polls, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        await stall.until_held(2)  # the third, sent now that a slot is free
+        assert stall.log == ["arrived", "arrived", "released", "arrived"]
+    finally:
+        stall.open()
+        updates = await asyncio.wait_for(asyncio.gather(*polls, return_exceptions=True), 20)
+        await adapter.aclose()
+    assert [u.state.value for u in updates] == ["queued" if provider == "fal" else "running"] * 3
+    assert stall.most == 2
+
+
+async def test_the_default_cap_is_eight_and_a_given_client_keeps_its_own_limits(server: FakeServer, tmp_path) -> None:
+    """Without the setting the cap is the one BENCHMARKS.md was measured with. A client the caller
+    passes in carries the uploads as well (the adapter makes no second client it would have to
+    close), and asking for a cap on top of it is a mistake said at once, not silently ignored."""
+    from agent_tools.config import Settings
+    from agent_tools.providers.http import MAX_CONNECTIONS
+    from agent_tools.toolkit import build_adapter
+
+    assert MAX_CONNECTIONS == 8
+    fal = build_adapter(Settings.model_validate({"fal": {"key": FAL_KEY}}), "fal")
+    assert fal.max_requests_in_flight == MAX_CONNECTIONS  # type: ignore[attr-defined]
+    await fal.aclose()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ValueError, match="a given client keeps its own limits"):
+            WaveSpeedAdapter(WS_KEY, base_url=server.url, client=client, max_requests_in_flight=4)
+        server.on("POST", "/api/v3/media/upload/binary",
+                  reply(200, {"code": 200, "data": {"download_url": "https://cdn.example/f.png"}}))
+        ws = WaveSpeedAdapter(WS_KEY, base_url=server.url, client=client, retry=fast_policy())
+        image = tmp_path / "still.png"
+        image.write_bytes(b"p" * 10)
+        assert await ws.upload(image, "image/png") == "https://cdn.example/f.png"
+        await ws.aclose()
+        assert not client.is_closed
+    with pytest.raises(ValueError, match="at least 1"):
+        FalAdapter(FAL_KEY, max_requests_in_flight=0)

@@ -113,8 +113,10 @@ class FalAdapter(KeyedClient):
 
     def __init__(self, key: SecretStr | str, queue_url: str = DEFAULT_QUEUE_URL,
                  rest_url: str = DEFAULT_REST_URL, client: httpx.AsyncClient | None = None, *,
-                 retry: RetryPolicy | None = None, data_uri_max_bytes: int = DATA_URI_MAX_BYTES) -> None:
-        super().__init__(key, scheme="Key", key_setting=KEY_SETTING, client=client, retry=retry)
+                 retry: RetryPolicy | None = None, data_uri_max_bytes: int = DATA_URI_MAX_BYTES,
+                 max_requests_in_flight: int | None = None) -> None:
+        super().__init__(key, scheme="Key", key_setting=KEY_SETTING, client=client, retry=retry,
+                         max_requests_in_flight=max_requests_in_flight)
         self.queue_url = queue_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
         self.data_uri_max_bytes = data_uri_max_bytes
@@ -243,7 +245,7 @@ class FalAdapter(KeyedClient):
                                        "try the upload again later.", provider=PROVIDER, retryable=True)
         try:
             put = await send_with_retries(
-                self._client, "PUT", upload_url, policy=self.retry, retry_response=retry_idempotent,
+                self._upload_client, "PUT", upload_url, policy=self.retry, retry_response=retry_idempotent,
                 retry_error=retry_any_transport, strip_auth=True, content=data,
                 headers={"Content-Type": content_type}, timeout=UPLOAD_TIMEOUT)
         except GaveUp as exc:

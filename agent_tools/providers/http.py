@@ -57,7 +57,18 @@ a connection. Here the surplus waits on a semaphore instead (not under the pool 
 never queues, and it keeps every connection it opens (no open-close churn), so a request costs
 the same at 10 concurrent jobs or 10,000. Eight, because every kept connection adds to each
 request's cost (measured on loopback: ~1.3 ms of CPU per request with 2-8 connections, ~2.2 ms with
-16); a caller that needs more requests in flight to a slow remote host passes ``max_connections``."""
+16); a caller that needs more requests in flight to a slow remote host passes ``max_connections``
+(the adapters take it from ``[fal]``/``[wavespeed]`` ``max_requests_in_flight``: over a real link,
+~100-300 ms a request, eight in flight is ~30-80 requests a second per provider)."""
+
+UPLOAD_SLOTS = 4
+"""Uploads (the requests that carry a file) one adapter has in flight at once, on a client of their
+own. A presigned PUT of a large image over a slow link may take minutes (``UPLOAD_TIMEOUT``): on the
+API client a handful of them would hold every slot, and every other job's polls, submits and
+cancels to that provider would wait behind them. On their own client they wait only for each
+other, and their connections (to storage hosts) are not in the API client's pool, so they add
+nothing to the cost of an API request. Few, because an upload is bounded by the link, not by
+round trips: more at once share the same bandwidth."""
 
 
 class _Bounded(httpx.AsyncHTTPTransport):
@@ -105,6 +116,8 @@ def new_client(*, max_connections: int = MAX_CONNECTIONS, **options: Any) -> htt
     flight (see ``MAX_CONNECTIONS``)."""
     transport = _Bounded(limit=max_connections, verify=shared_ssl_context())
     return httpx.AsyncClient(transport=transport, **options)
+
+
 UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 
 ResponsePredicate = Callable[[httpx.Response, int], bool]
@@ -407,7 +420,14 @@ async def read_upload(path: Path, *, provider: str, max_bytes: int | None = None
 
 class KeyedClient:
     """What both adapters share: the key as an ``Authorization`` header that never reaches text,
-    an httpx client they own (or one given to them), the retry loop, and what giving up means.
+    the httpx clients they own (or one given to them), the retry loop, and what giving up means.
+
+    Two clients, each made on first use: ``_client`` for the API calls (submit, status, result,
+    cancel, and the small JSON calls that start an upload) with at most ``max_requests_in_flight``
+    requests in flight, and ``_upload_client`` for the requests that carry a file, with at most
+    ``UPLOAD_SLOTS``, so slow uploads can never hold the slots of API calls. A client given by the
+    caller (tests, benches, an embedding application) carries both kinds: the caller chose its
+    limits, and the adapter does not make a second client it would have to own and close.
 
     Subclasses set ``provider`` (the id), ``label`` (how messages name it) and ``submit_maybe``
     (how a submit that may have reached the server is explained after "…was sent (reason)").
@@ -418,24 +438,45 @@ class KeyedClient:
     submit_maybe: str
 
     def __init__(self, key: SecretStr | str, *, scheme: str, key_setting: str,
-                 client: httpx.AsyncClient | None, retry: RetryPolicy | None) -> None:
+                 client: httpx.AsyncClient | None, retry: RetryPolicy | None,
+                 max_requests_in_flight: int | None = None) -> None:
+        if client is not None and max_requests_in_flight is not None:
+            raise ValueError("max_requests_in_flight caps the client the adapter makes; a given client "
+                             "keeps its own limits, so pass one or the other")
+        if max_requests_in_flight is not None and max_requests_in_flight < 1:
+            raise ValueError("max_requests_in_flight must be at least 1 (no request could ever start)")
         key_text = reveal_key(key, provider=self.label, setting=key_setting)
         self._auth = SecretStr(f"{scheme} {key_text}")
         self._redact = Redactor(key_text)
         self._http = client
+        self._upload_http = client
         self._owns_client = client is None
+        self.max_requests_in_flight = max_requests_in_flight or MAX_CONNECTIONS
         self.retry = retry or RetryPolicy()
 
     @property
     def _client(self) -> httpx.AsyncClient:
-        """The HTTP client, made on first use: a server that never calls this provider never builds one."""
+        """The API client, made on first use: a server that never calls this provider never builds one."""
         if self._http is None:
-            self._http = new_client(timeout=DEFAULT_TIMEOUT)
+            self._http = new_client(max_connections=self.max_requests_in_flight, timeout=DEFAULT_TIMEOUT)
         return self._http
 
+    @property
+    def _upload_client(self) -> httpx.AsyncClient:
+        """The client of the file-carrying requests (see ``UPLOAD_SLOTS``), made on the first upload."""
+        if self._upload_http is None:
+            self._upload_http = new_client(max_connections=UPLOAD_SLOTS, timeout=UPLOAD_TIMEOUT)
+        return self._upload_http
+
     async def aclose(self) -> None:
-        if self._owns_client and self._http is not None:
-            await self._http.aclose()
+        if not self._owns_client:
+            return
+        try:
+            if self._http is not None:
+                await self._http.aclose()
+        finally:
+            if self._upload_http is not None:
+                await self._upload_http.aclose()
 
     async def __aenter__(self) -> Any:
         return self
@@ -444,10 +485,12 @@ class KeyedClient:
         await self.aclose()
 
     async def _send(self, method: str, url: str, *, what: str, retry_response: ResponsePredicate,
-                    retry_error: ErrorPredicate, **kwargs: Any) -> httpx.Response:
+                    retry_error: ErrorPredicate, carries_file: bool = False, **kwargs: Any) -> httpx.Response:
+        """A keyed call to the provider; ``carries_file`` sends it on the upload client."""
         headers = {"Authorization": self._auth.get_secret_value(), "Accept": "application/json"}
+        client = self._upload_client if carries_file else self._client
         try:
-            return await send_with_retries(self._client, method, url, policy=self.retry,
+            return await send_with_retries(client, method, url, policy=self.retry,
                                            retry_response=retry_response, retry_error=retry_error,
                                            headers=headers, **kwargs)
         except GaveUp as exc:

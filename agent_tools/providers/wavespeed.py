@@ -69,8 +69,10 @@ class WaveSpeedAdapter(KeyedClient):
     submit_maybe = ". " + _SUBMIT_MAYBE
 
     def __init__(self, key: SecretStr | str, base_url: str = DEFAULT_BASE_URL,
-                 client: httpx.AsyncClient | None = None, *, retry: RetryPolicy | None = None) -> None:
-        super().__init__(key, scheme="Bearer", key_setting=KEY_SETTING, client=client, retry=retry)
+                 client: httpx.AsyncClient | None = None, *, retry: RetryPolicy | None = None,
+                 max_requests_in_flight: int | None = None) -> None:
+        super().__init__(key, scheme="Bearer", key_setting=KEY_SETTING, client=client, retry=retry,
+                         max_requests_in_flight=max_requests_in_flight)
         self.base_url = base_url.rstrip("/")
 
     def __repr__(self) -> str:
@@ -154,7 +156,7 @@ class WaveSpeedAdapter(KeyedClient):
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         try:
             put = await send_with_retries(
-                self._client, "PUT", upload["url"], policy=self.retry, retry_response=retry_idempotent,
+                self._upload_client, "PUT", upload["url"], policy=self.retry, retry_response=retry_idempotent,
                 retry_error=retry_any_transport, strip_auth=True, content=data, headers=headers,
                 timeout=UPLOAD_TIMEOUT)
         except GaveUp as exc:
@@ -168,7 +170,8 @@ class WaveSpeedAdapter(KeyedClient):
     async def _upload_binary(self, path: Path, data: bytes, content_type: str) -> str:
         response = await self._send("POST", f"{self.base_url}/api/v3/media/upload/binary", what="upload",
                                     retry_response=retry_idempotent, retry_error=retry_any_transport,
-                                    files={"file": (path.name, data, content_type)}, timeout=UPLOAD_TIMEOUT)
+                                    files={"file": (path.name, data, content_type)}, timeout=UPLOAD_TIMEOUT,
+                                    carries_file=True)
         body = self._envelope(response, "upload")
         url = body.get("download_url")
         if not isinstance(url, str) or not url:
