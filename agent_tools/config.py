@@ -526,6 +526,7 @@ _FRIENDLY = {
     "decimal_type": "expected a dollar amount, a number such as 5 or 2.50",
     "int_parsing": "expected a whole number",
     "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
     "float_parsing": "expected a number",
     "bool_parsing": "expected true or false",
     "list_type": "expected a list, such as [1, 2]",

@@ -103,6 +103,24 @@ def test_safety_poll_is_configurable(clean_env):
     assert load_settings().webhooks.safety_poll_seconds == 300
 
 
+@pytest.mark.parametrize("provider", ["fal", "wavespeed"])
+@pytest.mark.parametrize("value", ["0", "-3", "129", "2.5", '"many"'])
+def test_requests_in_flight_outside_its_range_is_refused(clean_env, provider, value):
+    """0 would let no request to the provider ever start; the message says what the number is for."""
+    write(clean_env / "videogen.toml", f"[{provider}]\nmax_requests_in_flight = {value}\n")
+    with pytest.raises(ConfigError, match=rf"{provider}\.max_requests_in_flight: expected a whole number"
+                                          r"( from 1 to 128 \(default 8\): how many API requests)?"):
+        load_settings()
+
+
+def test_requests_in_flight_is_configurable_per_provider(clean_env):
+    settings = load_settings()
+    assert settings.fal.max_requests_in_flight == 8 and settings.wavespeed.max_requests_in_flight == 8
+    write(clean_env / "videogen.toml", "[fal]\nmax_requests_in_flight = 32\n")
+    settings = load_settings()
+    assert settings.fal.max_requests_in_flight == 32 and settings.wavespeed.max_requests_in_flight == 8
+
+
 def test_unknown_setting_is_named(clean_env):
     write(clean_env / "videogen.toml", '[fal]\nkee = "x"\n')
     with pytest.raises(ConfigError, match=r"fal\.kee: unknown setting"):
