@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import queue
@@ -338,6 +339,24 @@ class _Abandoned(Exception):
     """The caller was cancelled while the transaction waited for the write lock: nothing was done."""
 
 
+class _NotQuick(Exception):
+    """Raised by ``not_quick_from_here`` inside a quick body on the event loop's thread: roll back
+    and run the body again on the database thread."""
+
+
+_ON_LOOP = contextvars.ContextVar("videogen_quick_body_on_loop", default=False)
+
+
+def not_quick_from_here() -> None:
+    """Inside a transaction body, before work that may take long (rebuilding every running total
+    from the holds, say): if the body is running quick on the event loop's thread, stop it; its
+    transaction rolls back and the whole body runs again on the database thread, where a long
+    body stops no other task. Elsewhere (the database thread, PostgreSQL), nothing happens. The
+    body runs twice then: what it did before this call must be SQL only (the rollback undoes it)."""
+    if _ON_LOOP.get():
+        raise _NotQuick()
+
+
 class DatabaseThread:
     """The one thread that owns a process's connection: calls run there one at a time, in the order
     they were asked, and each result reaches the asking event loop with one wake-up.
@@ -561,9 +580,16 @@ class Database:
         async with self._lock:
             self._check_file()
             if quick and self.quick_on_loop and not self._closed and self._thread.idle and self._begin_at_once():
-                result = self._body_then_commit(self._conn, body, progress)
-                self._committed()
-                return result
+                on_loop = _ON_LOOP.set(True)
+                try:
+                    result = self._body_then_commit(self._conn, body, progress)
+                except _NotQuick:
+                    pass  # rolled back: it goes to the database thread below
+                else:
+                    self._committed()
+                    return result
+                finally:
+                    _ON_LOOP.reset(on_loop)
             try:
                 result = await self._hop(whole, self._conn)
             except asyncio.CancelledError as cancelled:

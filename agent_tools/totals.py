@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite3
 
-from .db import lock_keys
+from .db import lock_keys, not_quick_from_here
 
 ALL = "all"
 TIMEZONE_KEY = "totals_timezone"
@@ -174,6 +174,7 @@ def ensure(conn: sqlite3.Connection, tz: ZoneInfo) -> bool:
     before they existed) or they were kept in another time zone. True if it rebuilt them."""
     if stored_timezone(conn) == tz.key:
         return False
+    not_quick_from_here()  # a rebuild reads every hold: not on the event loop's thread
     lock_keys(conn, ["spend:global:"])  # every hold counts in the global scope: all writers wait
     if stored_timezone(conn) == tz.key:  # another process built them while this one waited
         return False

@@ -157,3 +157,33 @@ async def test_the_wal_is_checkpointed_on_the_database_thread_never_in_a_quick_c
     assert ran_on == ["videogen-db"]
     assert ledger.db.path.stat().st_size > size_before  # the WAL's pages reached the database file
     assert (await ledger.check_books()).ok
+
+
+async def test_a_quick_body_that_must_rebuild_the_totals_moves_to_the_database_thread(counted, monkeypatch):
+    """Another process kept the running totals in another time zone: the next reservation rebuilds
+    them from every hold, which is no work for the event loop's thread. The quick attempt rolls
+    back and the reservation runs whole on the database thread."""
+    ledger, engine, hops = counted
+    await ledger.reserve(Requester("alice"), 1_000, "first", tool="pika_text_to_video")
+    other = sqlite3.connect(ledger.db.path, isolation_level=None)
+    try:
+        other.execute("UPDATE ledger_meta SET value = 'Asia/Tokyo' WHERE key = 'totals_timezone'")
+    finally:
+        other.close()
+    from agent_tools import totals
+
+    real = totals.rebuild
+    rebuilt_on: list[str] = []
+
+    def rebuild(conn, tz):
+        rebuilt_on.append(threading.current_thread().name)
+        return real(conn, tz)
+
+    monkeypatch.setattr(totals, "rebuild", rebuild)
+    hops.clear()
+    reservation = await ledger.reserve(Requester("alice"), 2_000, "second", tool="pika_text_to_video")
+    assert rebuilt_on == ["videogen-db"] and hops == ["Database.run.<locals>.whole"]
+    assert not reservation.existing
+    assert await ledger.db.read(totals.stored_timezone) == "UTC"
+    assert (await ledger.check_books()).ok
+    assert len(await ledger.holds()) == 2  # the rolled-back attempt left nothing behind
