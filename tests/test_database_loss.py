@@ -21,6 +21,7 @@ from agent_tools.db import Database, DatabaseLost, DatabaseUnavailable
 from agent_tools.jobs import JobState
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
+from processes import guarded
 
 ALICE = Account("alice")
 PIKA = "pika_text_to_video"
@@ -72,7 +73,7 @@ async def test_a_database_gone_mid_job_stops_the_process_and_names_the_paid_requ
 
 
 def test_the_cli_exits_with_the_error_when_the_database_is_deleted_mid_job(tmp_path):
-    with subprocess.Popen([sys.executable, "-c", RUN_SIMULATOR], stdout=subprocess.PIPE, text=True) as server:
+    with subprocess.Popen(guarded(sys.executable, "-c", RUN_SIMULATOR), stdout=subprocess.PIPE, text=True) as server:
         try:
             url = server.stdout.readline().strip()
             env = {**os.environ, "VIDEOGEN_DB": str(tmp_path / "videogen.db"), "FAL_KEY": "k",
@@ -81,8 +82,8 @@ def test_the_cli_exits_with_the_error_when_the_database_is_deleted_mid_job(tmp_p
             (tmp_path / "none.toml").write_text("")
             # A run far longer than the test ever waits: however loaded the machine, the job is still
             # at the provider when the database goes, so only the loss can end the CLI.
-            cli = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "generate", PIKA, "--prompt",
-                                    "[sim:slow=30] x"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cli = subprocess.Popen(guarded(sys.executable, "-m", "agent_tools.cli", "generate", PIKA, "--prompt",
+                                           "[sim:slow=30] x"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             seen = []
             for line in cli.stderr:  # delete the database at the job's first progress line: it is at the provider
                 seen.append(line)

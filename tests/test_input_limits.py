@@ -107,7 +107,9 @@ def test_mcp_over_stdio_answers_requests_too_deep_or_long_to_read(tmp_path):
 
     (tmp_path / "none.toml").write_text("")
     env = {**os.environ, "VIDEOGEN_DB": str(tmp_path / "v.db"), "VIDEOGEN_CONFIG": str(tmp_path / "none.toml")}
-    server = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "mcp", "--simulate"], env=env, text=True,
+    from processes import guarded
+
+    server = subprocess.Popen(guarded(sys.executable, "-m", "agent_tools.cli", "mcp", "--simulate"), env=env, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def ask(line: str) -> dict:

@@ -10,6 +10,7 @@ import sys
 
 from agent_tools.config import load_settings
 from agent_tools.toolkit import Account, Toolkit
+from processes import guarded
 
 
 def start_and_leave(prompt: str) -> str:
@@ -40,8 +41,8 @@ def test_a_job_whose_owner_is_gone_is_shown_so_and_resumed_now(cli, providers_en
 def test_a_job_with_a_live_owner_is_left_to_it(cli, providers_env):
     env = {**os.environ, "VIDEOGEN_CONFIG": str(providers_env / "none.toml")}
     (providers_env / "none.toml").write_text("")
-    owner = subprocess.Popen([sys.executable, "-m", "agent_tools.cli", "generate", "pika_text_to_video", "--prompt",
-                              "[sim:slow=3] followed by its own process", "--json"], env=env,
+    owner = subprocess.Popen(guarded(sys.executable, "-m", "agent_tools.cli", "generate", "pika_text_to_video",
+                                     "--prompt", "[sim:slow=3] followed by its own process", "--json"), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in owner.stderr:  # once the job is at the provider

@@ -28,10 +28,11 @@ from agent_tools.mcp_server.server import running_http
 from agent_tools.simulator import SimSettings, Simulator
 from agent_tools.toolkit import Account, Toolkit
 
+from processes import guarded
 from test_mcp_server import cancel_mid_generation
 
 MODES = ["legacy", "auto"]
-SERVER = [sys.executable, "-m", "agent_tools.cli"]  # = the `videogen` script
+SERVER = guarded(sys.executable, "-m", "agent_tools.cli")  # = the `videogen` script, ended with the tests
 PNG_1PX = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
            b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
 MIB = 1024 * 1024

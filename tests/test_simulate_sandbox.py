@@ -16,6 +16,7 @@ from agent_tools.config import Settings
 from agent_tools.jobs import JobState
 from agent_tools.simulator.session import sandbox_storage, simulated
 from agent_tools.toolkit import Account, Toolkit
+from processes import guarded
 
 ALICE = Account("alice")
 
@@ -55,8 +56,8 @@ async def test_a_killed_simulated_run_is_ended_by_the_next_one(tmp_path):
            "VIDEOGEN_CONFIG": str(tmp_path / "none.toml")}
     (tmp_path / "none.toml").write_text("")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent_tools.cli", "generate", "pika_text_to_video", "--prompt", "[sim:slow=60] x",
-        "--simulate", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        *guarded(sys.executable, "-m", "agent_tools.cli", "generate", "pika_text_to_video", "--prompt",
+                 "[sim:slow=60] x", "--simulate"), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         while True:  # progress on stderr: once the job is at the provider, kill the process
             line = await asyncio.wait_for(proc.stderr.readline(), 30)

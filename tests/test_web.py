@@ -22,6 +22,7 @@ from agent_tools.money import format_usd
 from agent_tools.toolkit import Account
 from agent_tools.web import create_app
 from agent_tools.web.session import SESSION_COOKIE
+from processes import guarded
 from web_support import ADMIN, Clock, csrf_of, web_settings
 
 ALICE, BOB, BOSS = Account("alice"), Account("bob"), Account(ADMIN, is_admin=True)
@@ -479,7 +480,7 @@ def test_videogen_web_serves_the_dashboard_and_refuses_a_busy_port(tmp_path):
     env.update(VIDEOGEN_DB=str(tmp_path / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"),
                XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"))
     command = [sys.executable, "-m", "agent_tools.cli", "web", "--simulate", "--port", "0"]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(guarded(*command), env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         url = None
         for line in process.stderr:
@@ -564,7 +565,7 @@ def test_videogen_mcp_http_web_serves_both_on_one_port(tmp_path):
     env.update(VIDEOGEN_DB=str(tmp_path / "videogen.db"), VIDEOGEN_MEDIA_DIR=str(tmp_path / "media"),
                XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_DATA_HOME=str(tmp_path / "xdg-data"))
     command = [sys.executable, "-m", "agent_tools.cli", "mcp", "--http", "--web", "--simulate", "--port", "0"]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(guarded(*command), env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         dashboard = None
         for line in process.stderr:
